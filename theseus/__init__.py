@@ -1,0 +1,79 @@
+"""theseus: one model-surgery API for PyTorch, PaddlePaddle and MindSpore.
+
+The core never imports a deep-learning framework; backends are discovered through the
+``theseus.backends`` entry-point group and asked only when their framework is imported.
+
+Example:
+    >>> import theseus, theseus_torch                        # doctest: +SKIP
+    >>> net = theseus_torch.MobileNetV1()                    # doctest: +SKIP
+    >>> theseus.update_res(net, ["blocks[0]", "blocks[2]"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ._backend import (
+    CAPABILITIES,
+    ENTRY_POINT_GROUP,
+    Backend,
+    ContainerKind,
+    HookHandle,
+    backend_of,
+    backends,
+    get_backend,
+    register_backend,
+    unregister_backend,
+)
+from ._errors import (
+    AmbiguousBackendError,
+    BackendNotFoundError,
+    DescriptorSyntaxError,
+    FrameworkConflictError,
+    InvalidArgumentError,
+    InvalidReplacementError,
+    LayerNotFoundError,
+    NotALayerError,
+    StateMismatchError,
+    TheseusError,
+    UnsupportedOperation,
+)
+from ._grammar import Descriptor, parse
+from ._layer import TheseusLayerMixin, TheseusWarning
+from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
+from ._tree import tree
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AmbiguousBackendError",
+    "Backend",
+    "BackendNotFoundError",
+    "CAPABILITIES",
+    "ContainerKind",
+    "Descriptor",
+    "DescriptorSyntaxError",
+    "ENTRY_POINT_GROUP",
+    "FrameworkConflictError",
+    "HookHandle",
+    "InvalidArgumentError",
+    "InvalidReplacementError",
+    "LayerNotFoundError",
+    "NotALayerError",
+    "StateMismatchError",
+    "TheseusError",
+    "TheseusLayerMixin",
+    "TheseusWarning",
+    "UnsupportedOperation",
+    "backend_of",
+    "backends",
+    "get_backend",
+    "list_descriptors",
+    "parse",
+    "register_backend",
+    "reset",
+    "resolve",
+    "stop_after",
+    "tree",
+    "unregister_backend",
+    "update_res",
+    "upgrade_sublayer",
+]

@@ -1,0 +1,351 @@
+"""The Backend protocol and backend discovery.
+
+The core talks to a framework only through a ``Backend`` object. Backends are found through
+the entry-point group ``theseus.backends`` (first-party ones register exactly like a third
+party) or ``register_backend``; a backend is considered only when its framework module is
+already in ``sys.modules``, so ``import theseus`` never imports a framework.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from abc import ABC, abstractmethod
+from enum import Enum
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Optional
+
+from ._errors import AmbiguousBackendError, BackendNotFoundError, TheseusError, UnsupportedOperation
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = [
+    "Backend",
+    "ContainerKind",
+    "HookHandle",
+    "CAPABILITIES",
+    "ENTRY_POINT_GROUP",
+    "backend_of",
+    "backends",
+    "get_backend",
+    "register_backend",
+    "unregister_backend",
+]
+
+ENTRY_POINT_GROUP = "theseus.backends"
+
+#: Capability names a backend may declare in ``Backend.capabilities``; the conformance
+#: suite turns a missing one into a skip that names it.
+CAPABILITIES = frozenset(
+    {
+        "hooks",          # forward hooks that can replace outputs (update_res, extract, features)
+        "threads",        # concurrent forwards of one model from several threads
+        "state",          # export/import of parameters in the neutral layout (state/load_state/port)
+        "wrap",           # build a new native module around a Python forward (extract, features)
+        "freeze",         # trainable flags and gradients
+        "train_eval",     # training/eval mode flags
+    }
+)
+
+
+class ContainerKind(Enum):
+    """How a layer's children are addressed."""
+
+    PLAIN = "plain"          # children by attribute name: ``.name``
+    SEQUENCE = "sequence"    # children by position: ``[i]`` (Sequential, ModuleList, ...)
+    DICT = "dict"            # children by key: ``["key"]`` (ModuleDict, LayerDict, CellDict)
+
+
+class HookHandle:
+    """What ``Backend.add_forward_hook``/``add_forward_pre_hook`` return: call ``remove()``."""
+
+    def __init__(self, remove: Callable[[], None]) -> None:
+        self._remove = remove
+        self.removed = False
+
+    def remove(self) -> None:
+        if not self.removed:
+            self.removed = True
+            self._remove()
+
+
+class Backend(ABC):
+    """One framework's adapter. Everything not here lives in the core.
+
+    A backend is a small stateless class. Class attributes:
+
+    * ``name``: the entry-point name (``"torch"``).
+    * ``framework``: the top-level module that must be in ``sys.modules`` for the backend to
+      be considered (``"torch"``); ``None`` for a backend that needs no framework.
+    * ``install_hint``: what a user installs to get it (``"pip install theseus-torch"``).
+    * ``capabilities``: the subset of ``CAPABILITIES`` this backend supports.
+    """
+
+    name: ClassVar[str]
+    framework: ClassVar[Optional[str]]
+    install_hint: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset] = frozenset()
+
+    # -- recognition and structure ---------------------------------------------------
+    @abstractmethod
+    def is_layer(self, obj: Any) -> bool:
+        """True when ``obj`` is a layer of this framework (nn.Module / nn.Layer / nn.Cell)."""
+
+    @abstractmethod
+    def children(self, layer: Any) -> list[tuple[str, Any]]:
+        """Direct child layers as ``(native_name, child)`` in definition order.
+
+        Native names are those of the framework's state keys (``"0"``, ``"conv"``).
+        A child registered under two names is listed under each; ``None`` slots are skipped.
+        """
+
+    @abstractmethod
+    def container_kind(self, layer: Any) -> ContainerKind:
+        """SEQUENCE for Sequential/ModuleList-like containers, DICT for dict containers."""
+
+    @abstractmethod
+    def replace_child(self, parent: Any, name: str, new: Any) -> None:
+        """Make ``new`` the child ``name`` of ``parent``, keeping its name and position.
+
+        After the call, ``parent``'s forward must run ``new`` where it ran the old child
+        (the framework traps: Paddle named Sequential, MindSpore SequentialCell).
+        """
+
+    def after_surgery(self, root: Any) -> None:
+        """Called once on the root after any structural change (e.g. refresh parameter names)."""
+
+    @abstractmethod
+    def identity(self) -> Any:
+        """A new Identity layer (returns its input unchanged)."""
+
+    def type_name(self, layer: Any) -> str:
+        """The layer's class name as shown in trees and messages."""
+        return type(layer).__name__
+
+    # -- hooks -------------------------------------------------------------------------
+    @abstractmethod
+    def add_forward_hook(self, layer: Any, fn: Callable[[Any, tuple, Any], Any]) -> HookHandle:
+        """Call ``fn(layer, inputs, output)`` after each forward of ``layer``.
+
+        A non-None return value replaces the layer's output (it may be a dict).
+        """
+
+    @abstractmethod
+    def add_forward_pre_hook(self, layer: Any, fn: Callable[[Any, tuple], Any]) -> HookHandle:
+        """Call ``fn(layer, inputs)`` before each forward of ``layer``; return value ignored."""
+
+    def check_hooks_usable(self, model: Any) -> None:
+        """Raise ``UnsupportedOperation`` when hooks cannot capture outputs right now
+        (e.g. a compiled/graph execution mode). Default: always usable."""
+
+    # -- tensors -----------------------------------------------------------------------
+    @abstractmethod
+    def to_numpy(self, tensor: Any) -> "np.ndarray":
+        """A copy of ``tensor`` as a numpy array."""
+
+    @abstractmethod
+    def from_numpy(self, array: "np.ndarray") -> Any:
+        """A framework tensor holding a copy of ``array`` (dtype kept)."""
+
+    def shape(self, tensor: Any) -> Optional[tuple]:
+        """The shape of a tensor, or None for something that is not a tensor."""
+        shp = getattr(tensor, "shape", None)
+        return None if shp is None else tuple(int(s) for s in shp)
+
+    def call(self, model: Any, *inputs: Any) -> Any:
+        """Run the model's forward on framework tensors."""
+        return model(*inputs)
+
+    # -- modes and training ------------------------------------------------------------
+    @abstractmethod
+    def is_training(self, layer: Any) -> bool:
+        """The layer's own training flag."""
+
+    @abstractmethod
+    def set_training(self, layer: Any, mode: bool, recurse: bool = True) -> None:
+        """Set the training flag (of the layer only, or of its whole subtree)."""
+
+    def is_norm(self, layer: Any) -> bool:
+        """True for normalisation layers with running statistics (BatchNorm-like)."""
+        return False
+
+    @abstractmethod
+    def parameters(self, layer: Any, recurse: bool = True) -> list[tuple[str, Any]]:
+        """Trainable parameters as ``(native_name, parameter)`` (not buffers/statistics)."""
+
+    @abstractmethod
+    def is_trainable(self, param: Any) -> bool:
+        """Whether the parameter receives gradients."""
+
+    @abstractmethod
+    def set_trainable(self, param: Any, flag: bool) -> None:
+        """Make the parameter (not) receive gradients."""
+
+    # -- weights in the neutral layout -------------------------------------------------
+    def export_local(self, layer: Any) -> dict[str, "np.ndarray"]:
+        """The layer's OWN parameters and statistics (not its children's) in the neutral
+        layout: names ``weight``/``bias``/``running_mean``/``running_var``; conv
+        ``[out, in/groups, kh, kw]``, linear ``[out, in]``. Copies."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot export weights", "state")
+
+    def import_local(self, layer: Any, arrays: dict[str, "np.ndarray"]) -> None:
+        """Load arrays named and laid out as ``export_local`` returns them (shapes already
+        checked by the core)."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot import weights", "state")
+
+    # -- building new modules ----------------------------------------------------------
+    def wrap(self, model: Any, forward: Callable[..., Any], type_name: str) -> Any:
+        """A new native layer holding ``model`` as its child ``model`` (parameter names of
+        ``model`` unchanged) whose forward is ``forward(*inputs)``."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot build wrapper modules", "wrap")
+
+    def __repr__(self) -> str:
+        return f"<theseus backend {self.name!r}>"
+
+
+# ----------------------------------------------------------------------------------------
+# discovery
+# ----------------------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_registered: dict[str, Backend] = {}        # explicitly registered instances
+_loaded: dict[str, Backend] = {}            # instances loaded from entry points
+_entry_points: Optional[dict[str, Any]] = None
+_by_type: dict[type, Backend] = {}
+
+
+def _discover() -> dict[str, Any]:
+    global _entry_points
+    if _entry_points is None:
+        eps = metadata.entry_points()
+        group = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
+        _entry_points = {ep.name: ep for ep in group}
+    return _entry_points
+
+
+def register_backend(backend: Backend, *, replace: bool = False) -> None:
+    """Register a backend instance by its ``name`` (the programmatic equivalent of the
+    ``theseus.backends`` entry point).
+
+    Example:
+        >>> from theseus_conformance.reference import ReferenceBackend  # doctest: +SKIP
+        >>> register_backend(ReferenceBackend())                           # doctest: +SKIP
+    """
+    if not isinstance(backend, Backend):
+        raise TypeError(f"register_backend expects a theseus.Backend instance, got {type(backend).__name__}")
+    with _lock:
+        if backend.name in _registered and not replace:
+            raise ValueError(f"a backend named {backend.name!r} is already registered; pass replace=True")
+        _registered[backend.name] = backend
+        _by_type.clear()
+
+
+def unregister_backend(name: str) -> None:
+    """Forget an explicitly registered backend."""
+    with _lock:
+        _registered.pop(name, None)
+        _by_type.clear()
+
+
+def _load(name: str) -> Optional[Backend]:
+    with _lock:
+        if name in _registered:
+            return _registered[name]
+        if name in _loaded:
+            return _loaded[name]
+        ep = _discover().get(name)
+        if ep is None:
+            return None
+        cls = ep.load()
+        inst = cls() if isinstance(cls, type) else cls
+        _loaded[name] = inst
+        return inst
+
+
+def backends(active_only: bool = False) -> dict[str, Optional[str]]:
+    """Installed backends: ``{name: framework module}``.
+
+    Args:
+        active_only: only those whose framework is already imported in this process.
+
+    Example:
+        >>> "torch" in backends()   # doctest: +SKIP
+        True
+    """
+    out: dict[str, Optional[str]] = {}
+    names = list(_discover()) + [n for n in _registered if n not in _discover()]
+    for name in names:
+        b = _load(name)
+        if b is None:
+            continue
+        if active_only and b.framework is not None and b.framework not in sys.modules:
+            continue
+        out[name] = b.framework
+    return out
+
+
+def get_backend(name: str) -> Backend:
+    """The backend registered under ``name``.
+
+    Raises:
+        BackendNotFoundError: no backend of that name is installed.
+    """
+    b = _load(name)
+    if b is None:
+        raise BackendNotFoundError(
+            f"no theseus backend named {name!r} is installed; installed: {sorted(backends()) or 'none'}. "
+            f"First-party backends: pip install theseus-torch / theseus-paddle / theseus-mindspore"
+        )
+    return b
+
+
+def backend_of(model: Any) -> Backend:
+    """The backend that recognises ``model``; only backends whose framework is imported
+    are asked, so this never imports a framework.
+
+    Raises:
+        BackendNotFoundError: nothing recognises the object (names its type and what to install).
+        AmbiguousBackendError: more than one backend claims it.
+
+    Example:
+        >>> import torch, theseus                      # doctest: +SKIP
+        >>> theseus.backend_of(torch.nn.Linear(2, 2)).name   # doctest: +SKIP
+        'torch'
+    """
+    t = type(model)
+    hit = _by_type.get(t)
+    if hit is not None:
+        return hit
+    found = []
+    for name in list(_registered) + [n for n in _discover() if n not in _registered]:
+        b = _load(name)
+        if b is None or (b.framework is not None and b.framework not in sys.modules):
+            continue
+        try:
+            if b.is_layer(model):
+                found.append(b)
+        except TheseusError:
+            raise
+        except Exception:  # a broken third-party adapter must not hide the others
+            continue
+    if len(found) > 1:
+        raise AmbiguousBackendError(
+            f"{t.__module__}.{t.__qualname__} is claimed by several backends: "
+            f"{', '.join(b.name for b in found)}; unregister one with theseus.unregister_backend(name)"
+        )
+    if not found:
+        mod = (t.__module__ or "").split(".")[0]
+        hint = {
+            "torch": "pip install theseus-torch",
+            "paddle": "pip install theseus-paddle",
+            "mindspore": "pip install theseus-mindspore",
+        }.get(mod, "install or register a theseus backend for its framework (see theseus.register_backend)")
+        installed = sorted(backends()) or ["none"]
+        raise BackendNotFoundError(
+            f"no installed theseus backend recognises a model of type {t.__module__}.{t.__qualname__}; "
+            f"installed backends: {', '.join(installed)}; to use it: {hint}"
+        )
+    with _lock:
+        _by_type[t] = found[0]
+    return found[0]

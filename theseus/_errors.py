@@ -1,0 +1,126 @@
+"""One exception hierarchy for every theseus code path.
+
+Each class also subclasses the builtin a user would naturally catch (``ValueError``,
+``LookupError``, ``TypeError``, ``ImportError``), and every message quotes the input and
+says what would be right.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TheseusError",
+    "DescriptorSyntaxError",
+    "LayerNotFoundError",
+    "NotALayerError",
+    "BackendNotFoundError",
+    "AmbiguousBackendError",
+    "FrameworkConflictError",
+    "UnsupportedOperation",
+    "InvalidReplacementError",
+    "StateMismatchError",
+    "InvalidArgumentError",
+]
+
+
+class TheseusError(Exception):
+    """Base class of every error theseus raises on purpose."""
+
+
+class DescriptorSyntaxError(TheseusError, ValueError):
+    """A descriptor or pattern that does not parse.
+
+    Attributes:
+        text: the text that was parsed.
+        position: 0-based index of the offending character.
+    """
+
+    def __init__(self, text: str, position: int, problem: str, hint: str = "") -> None:
+        self.text = text
+        self.position = position
+        self.problem = problem
+        caret = " " * position + "^"
+        msg = f"{problem} at position {position} in descriptor {text!r}\n    {text}\n    {caret}"
+        if hint:
+            msg += f"\n{hint}"
+        super().__init__(msg)
+
+
+class LayerNotFoundError(TheseusError, LookupError):
+    """A descriptor or pattern that names no layer of the model.
+
+    Attributes:
+        descriptor: the text that was looked up.
+        resolved: the deepest prefix that did resolve ('' for the model itself).
+        children: the children that exist at that prefix.
+        suggestions: the closest existing descriptors.
+    """
+
+    def __init__(
+        self,
+        descriptor: str,
+        message: str,
+        resolved: str = "",
+        children: tuple[str, ...] = (),
+        suggestions: tuple[str, ...] = (),
+    ) -> None:
+        self.descriptor = descriptor
+        self.resolved = resolved
+        self.children = tuple(children)
+        self.suggestions = tuple(suggestions)
+        parts = [message]
+        where = repr(resolved) if resolved else "the model itself"
+        if children:
+            parts.append(f"deepest prefix that resolved: {where}; its children: {', '.join(children)}")
+        else:
+            parts.append(f"deepest prefix that resolved: {where} (it has no children)")
+        if suggestions:
+            parts.append("did you mean: " + ", ".join(suggestions) + "?")
+        parts.append("theseus.list_descriptors(model) lists every valid descriptor")
+        super().__init__("\n".join(parts))
+
+    def __str__(self) -> str:  # LookupError/KeyError would repr() the message
+        return self.args[0]
+
+
+class NotALayerError(LayerNotFoundError):
+    """A descriptor that names a parameter or a plain attribute instead of a layer."""
+
+
+class BackendNotFoundError(TheseusError, TypeError):
+    """No installed backend recognises the object given as a model."""
+
+
+class AmbiguousBackendError(TheseusError, TypeError):
+    """More than one backend claims the object given as a model."""
+
+
+class FrameworkConflictError(TheseusError, ImportError):
+    """Two frameworks cannot be loaded in this process in the order they were imported."""
+
+
+class UnsupportedOperation(TheseusError, RuntimeError):
+    """The operation cannot give correct results for this backend, mode or model.
+
+    Attributes:
+        capability: the capability name that is missing (see ``theseus.CAPABILITIES``).
+    """
+
+    def __init__(self, message: str, capability: str = "") -> None:
+        self.capability = capability
+        super().__init__(message)
+
+
+class InvalidReplacementError(TheseusError, TypeError):
+    """A replacement function returned something that is not a layer of the model's framework."""
+
+
+class StateMismatchError(TheseusError, ValueError):
+    """Weights that do not fit the model: missing, unexpected or wrongly shaped entries."""
+
+    def __init__(self, message: str, report: object = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class InvalidArgumentError(TheseusError, TypeError):
+    """An argument of the wrong type or kind (e.g. a number where descriptors were expected)."""
