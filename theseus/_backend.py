@@ -153,8 +153,8 @@ class Backend(ABC):
         shp = getattr(tensor, "shape", None)
         return None if shp is None else tuple(int(s) for s in shp)
 
-    def call(self, model: Any, *inputs: Any) -> Any:
-        """Run the model's forward on framework tensors."""
+    def infer(self, model: Any, *inputs: Any) -> Any:
+        """Run the model's forward on framework tensors without recording gradients."""
         return model(*inputs)
 
     # -- modes and training ------------------------------------------------------------

@@ -60,7 +60,7 @@ def tree(model: Any, input_shape: Optional[Sequence[int]] = None) -> str:
             for n in nodes:
                 handles.append(backend.add_forward_hook(n.layer, hook_for(id(n.layer))))
             x = backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32))
-            backend.call(model, x)
+            backend.infer(model, x)
         finally:
             for h in handles:
                 h.remove()

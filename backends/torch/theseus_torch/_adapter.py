@@ -65,6 +65,12 @@ class TorchBackend(Backend):
 
         return torch.from_numpy(np.array(array, copy=True))
 
+    def infer(self, model: Any, *inputs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return model(*inputs)
+
     def is_training(self, layer: Any) -> bool:
         return bool(layer.training)
 

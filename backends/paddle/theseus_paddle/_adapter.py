@@ -1,0 +1,169 @@
+"""The PaddlePaddle adapter: enumeration, replacement, hooks, flags, tensors in/out.
+
+Imports paddle lazily (inside methods), so that loading the entry point never imports it.
+
+Paddle traps handled here (see FRAMEWORK_FACTS.md):
+
+* ``seq[1] = new`` on a *named* ``Sequential`` appends a new child ``"1"``;
+  ``replace_child`` writes ``_sub_layers[name]`` (which ``Sequential.forward`` iterates).
+* BatchNorm running statistics ``_mean``/``_variance`` are Parameters (stop_gradient);
+  ``parameters`` leaves them out, ``export_local`` names them ``running_mean``/``running_var``.
+* ``Linear.weight`` is stored ``[in, out]``; the neutral layout is ``[out, in]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from theseus import Backend, ContainerKind, HookHandle, UnsupportedOperation
+
+__all__ = ["PaddleBackend"]
+
+#: neutral name -> Paddle attribute, for a layer's own weights.
+_LOCAL = {"weight": "weight", "bias": "bias", "running_mean": "_mean", "running_var": "_variance"}
+_STATS = ("_mean", "_variance")
+
+
+def _nn():
+    import paddle.nn as nn
+
+    return nn
+
+
+def _norm_types() -> tuple:
+    nn = _nn()
+    from paddle.nn.layer.norm import _BatchNormBase
+
+    return (nn.BatchNorm, _BatchNormBase)
+
+
+class PaddleBackend(Backend):
+    """theseus backend for ``paddle.nn.Layer`` models (dygraph mode)."""
+
+    name = "paddle"
+    framework = "paddle"
+    install_hint = "pip install theseus-paddle"
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval"})
+
+    # -- recognition and structure ---------------------------------------------------
+    def is_layer(self, obj: Any) -> bool:
+        return isinstance(obj, _nn().Layer)
+
+    def children(self, layer: Any) -> list:
+        return [(n, m) for n, m in layer._sub_layers.items() if m is not None]
+
+    def container_kind(self, layer: Any) -> ContainerKind:
+        nn = _nn()
+        if isinstance(layer, (nn.Sequential, nn.LayerList)):
+            return ContainerKind.SEQUENCE
+        if isinstance(layer, nn.LayerDict):
+            return ContainerKind.DICT
+        return ContainerKind.PLAIN
+
+    def replace_child(self, parent: Any, name: str, new: Any) -> None:
+        # Assigning an existing key keeps its position; Sequential/LayerList/LayerDict and
+        # attribute access all read ``_sub_layers``. Never ``seq[i] = new`` (appends on a
+        # named Sequential).
+        parent._sub_layers[name] = new
+
+    def identity(self) -> Any:
+        return _nn().Identity()
+
+    # -- hooks -------------------------------------------------------------------------
+    def add_forward_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        return HookHandle(layer.register_forward_post_hook(fn).remove)
+
+    def add_forward_pre_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        def pre(module: Any, args: tuple) -> None:
+            fn(module, args)
+            return None  # a returned value would replace the inputs in Paddle
+
+        return HookHandle(layer.register_forward_pre_hook(pre).remove)
+
+    def check_hooks_usable(self, model: Any) -> None:
+        """Raise when a sublayer runs a ``to_static(full_graph=True)`` program: its hooks
+        fire only once, at trace time, with symbolic values."""
+        try:
+            from paddle.jit.dy2static.program_translator import ASTStaticFunction
+        except ImportError:  # pragma: no cover - older/newer Paddle without the class
+            return
+        for name, layer in model.named_sublayers(include_self=True):
+            if isinstance(layer.__dict__.get("forward"), ASTStaticFunction):
+                raise UnsupportedOperation(
+                    f"update_res: {name or 'the model'} was converted with paddle.jit.to_static("
+                    "full_graph=True), whose forward hooks run once, at trace time, on symbolic values; "
+                    "run the model in dygraph mode or convert it with the default full_graph=False", "hooks")
+
+    # -- tensors -----------------------------------------------------------------------
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        return np.array(tensor.numpy(), copy=True)
+
+    def from_numpy(self, array: np.ndarray) -> Any:
+        import paddle
+
+        return paddle.to_tensor(np.array(array, copy=True))
+
+    def infer(self, model: Any, *inputs: Any) -> Any:
+        import paddle
+
+        with paddle.no_grad():
+            return model(*inputs)
+
+    # -- modes and training ------------------------------------------------------------
+    def is_training(self, layer: Any) -> bool:
+        return bool(layer.training)
+
+    def set_training(self, layer: Any, mode: bool, recurse: bool = True) -> None:
+        if recurse:
+            layer.train() if mode else layer.eval()
+        else:
+            layer.training = bool(mode)
+
+    def is_norm(self, layer: Any) -> bool:
+        return isinstance(layer, _norm_types())
+
+    def parameters(self, layer: Any, recurse: bool = True) -> list:
+        subs = layer.sublayers(include_self=True) if recurse else [layer]
+        stats = {id(s._parameters.get(k)) for s in subs if self.is_norm(s) for k in _STATS}
+        return [(n, p) for n, p in layer.named_parameters(include_sublayers=recurse) if id(p) not in stats]
+
+    def is_trainable(self, param: Any) -> bool:
+        return not param.stop_gradient
+
+    def set_trainable(self, param: Any, flag: bool) -> None:
+        param.stop_gradient = not flag
+
+    # -- neutral weights -----------------------------------------------------------------
+    def _own(self, layer: Any, attr: str) -> Any:
+        t = layer._parameters.get(attr)
+        return layer._buffers.get(attr) if t is None else t
+
+    def _transposed(self, layer: Any, name: str) -> bool:
+        return name == "weight" and isinstance(layer, _nn().Linear)
+
+    def export_local(self, layer: Any) -> dict:
+        out = {}
+        for name, attr in _LOCAL.items():
+            t = self._own(layer, attr)
+            if t is not None:
+                arr = t.numpy()
+                out[name] = np.array(arr.T if self._transposed(layer, name) else arr, copy=True)
+        return out
+
+    def import_local(self, layer: Any, arrays: dict) -> None:
+        import paddle
+
+        for name, arr in arrays.items():
+            t = self._own(layer, _LOCAL.get(name, name))
+            arr = np.asarray(arr)
+            if self._transposed(layer, name):
+                arr = arr.T
+            t.set_value(paddle.to_tensor(np.ascontiguousarray(arr), dtype=t.dtype))
+
+    # -- building new modules ----------------------------------------------------------
+    def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
+        from ._wrapper import make_wrapper
+
+        return make_wrapper(model, forward, type_name)

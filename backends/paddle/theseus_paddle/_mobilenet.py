@@ -1,0 +1,96 @@
+"""MobileNetV1 with the seed's (PaddleClas) structure and names, deterministic weights."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import paddle
+import paddle.nn as nn
+
+from ._layer import TheseusLayer
+
+__all__ = ["MobileNetV1", "ConvBNLayer", "DepthwiseSeparable", "BLOCK_CONFIG"]
+
+#: (in, out1, out2, groups, stride) per block before scaling, as in PaddleClas.
+BLOCK_CONFIG = [
+    (32, 32, 64, 32, 1), (64, 64, 128, 64, 2), (128, 128, 128, 128, 1), (128, 128, 256, 128, 2),
+    (256, 256, 256, 256, 1), (256, 256, 512, 256, 2), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1),
+    (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 1024, 512, 2),
+    (1024, 1024, 1024, 1024, 1),
+]
+
+
+class ConvBNLayer(TheseusLayer):
+    """``conv`` (Conv2D, no bias) -> ``bn`` (BatchNorm2D) -> ``relu``."""
+
+    def __init__(self, num_channels: int, filter_size: int, num_filters: int, stride: int, padding: int,
+                 num_groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(num_channels, num_filters, filter_size, stride=stride, padding=padding,
+                              groups=num_groups, bias_attr=False)
+        self.bn = nn.BatchNorm2D(num_filters)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.relu(self.bn(self.conv(x)))
+
+
+class DepthwiseSeparable(TheseusLayer):
+    """``depthwise_conv`` (3x3, grouped) -> ``pointwise_conv`` (1x1)."""
+
+    def __init__(self, num_channels: int, num_filters1: int, num_filters2: int, num_groups: int, stride: int,
+                 scale: float) -> None:
+        super().__init__()
+        self.depthwise_conv = ConvBNLayer(num_channels, 3, int(num_filters1 * scale), stride, 1,
+                                          num_groups=int(num_groups * scale))
+        self.pointwise_conv = ConvBNLayer(int(num_filters1 * scale), 1, int(num_filters2 * scale), 1, 0)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class MobileNetV1(TheseusLayer):
+    """MobileNetV1 as in PaddleClas: ``conv``, ``blocks[0..12]``, ``avg_pool``, ``flatten``, ``fc``.
+
+    Args:
+        scale: channel multiplier.
+        class_num: classifier outputs.
+        return_patterns: layers whose outputs ``forward`` also returns (see ``theseus.update_res``).
+        seed: the deterministic initialisation's seed (nothing is downloaded).
+    """
+
+    def __init__(self, scale: float = 1.0, class_num: int = 1000, return_patterns: Optional[Sequence[str]] = None,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.class_num = class_num
+        self.conv = ConvBNLayer(3, 3, int(32 * scale), 2, 1)
+        self.blocks = nn.Sequential(*[DepthwiseSeparable(int(i * scale), o1, o2, g, s, scale)
+                                      for i, o1, o2, g, s in BLOCK_CONFIG])
+        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
+        self.fc = nn.Linear(int(1024 * scale), class_num)
+        _init(self, seed)
+        self.init_res(return_patterns)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.conv(x)
+        x = self.blocks(x)
+        x = self.avg_pool(x)
+        x = self.flatten(x)
+        return self.fc(x)
+
+
+def _init(net: nn.Layer, seed: int) -> None:
+    """He-normal convs, LeCun-normal linear weights (Paddle layout ``[in, out]``), zero biases."""
+    rng = np.random.RandomState(seed)
+    for m in net.sublayers(include_self=True):
+        if isinstance(m, nn.Conv2D):
+            shape = list(m.weight.shape)
+            fan_in = int(np.prod(shape[1:]))
+            m.weight.set_value((rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5).astype("float32"))
+        elif isinstance(m, nn.Linear):
+            shape = list(m.weight.shape)
+            m.weight.set_value((rng.standard_normal(shape) * (1.0 / shape[0]) ** 0.5).astype("float32"))
+            m.bias.set_value(np.zeros(list(m.bias.shape), dtype="float32"))

@@ -1,0 +1,47 @@
+"""theseus_conformance: the suite any theseus backend is held against.
+
+Subclass ``ConformanceSuite`` (or single ``Base*Tests`` classes together with ``Fixtures``)
+in a test module named ``test_*.py`` and override the ``backend``, ``mobilenet`` and
+``build`` fixtures; see this package's README.
+"""
+
+from __future__ import annotations
+
+from ._fixtures import Fixtures, requires, to_numpy_tree
+from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
+from ._tests_surgery import (
+    BaseBadInputTests,
+    BaseResetTests,
+    BaseStopAfterTests,
+    BaseUpdateResTests,
+    BaseUpgradeTests,
+)
+
+__all__ = [
+    "BaseBadInputTests",
+    "BaseDescriptorTests",
+    "BaseDiscoveryTests",
+    "BaseResetTests",
+    "BaseStopAfterTests",
+    "BaseTreeTests",
+    "BaseUpdateResTests",
+    "BaseUpgradeTests",
+    "ConformanceSuite",
+    "Fixtures",
+    "requires",
+    "to_numpy_tree",
+]
+
+
+class ConformanceSuite(
+    Fixtures,
+    BaseDiscoveryTests,
+    BaseDescriptorTests,
+    BaseTreeTests,
+    BaseStopAfterTests,
+    BaseUpdateResTests,
+    BaseUpgradeTests,
+    BaseResetTests,
+    BaseBadInputTests,
+):
+    """Every scenario; subclass it as ``Test<YourBackend>Conformance`` and override the fixtures."""

@@ -1,0 +1,84 @@
+"""The fixtures a backend author overrides, and the ones derived from them.
+
+Required fixtures raise ``NotImplementedError`` until overridden in a subclass; each
+docstring states its contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+__all__ = ["Fixtures", "requires", "to_numpy_tree"]
+
+
+def requires(*capabilities: str) -> Callable:
+    """Mark a test as needing backend capabilities (see ``theseus.CAPABILITIES``); on a
+    backend that does not declare one, the test is skipped with a reason naming it."""
+
+    def deco(fn: Callable) -> Callable:
+        fn._theseus_requires = frozenset(capabilities) | getattr(fn, "_theseus_requires", frozenset())
+        return fn
+
+    return deco
+
+
+def to_numpy_tree(backend: Any, out: Any) -> Any:
+    """A model output (tensor, dict, list, tuple) with every tensor converted to numpy."""
+    if isinstance(out, dict):
+        return {k: to_numpy_tree(backend, v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(to_numpy_tree(backend, v) for v in out)
+    return backend.to_numpy(out)
+
+
+class Fixtures:
+    """Override ``backend``, ``mobilenet`` and ``build`` in your subclass."""
+
+    @pytest.fixture(scope="class")
+    def backend(self) -> Any:
+        """The ``theseus.Backend`` instance under test (its framework already imported)."""
+        raise NotImplementedError("override `backend` in your Fixtures subclass: return your theseus.Backend instance")
+
+    @pytest.fixture(scope="class")
+    def mobilenet(self) -> Callable[..., Any]:
+        """``MobileNetV1(scale=1.0, class_num=1000, return_patterns=None, seed=0)`` factory
+        with the reference structure and names (``conv``, ``blocks[0..12]``,
+        ``avg_pool``, ``flatten``, ``fc``); equal seeds give equal weights."""
+        raise NotImplementedError("override `mobilenet` in your Fixtures subclass: return your MobileNetV1 class")
+
+    @pytest.fixture(scope="class")
+    def build(self) -> Callable[[list], Any]:
+        """``build(spec) -> layer`` for the neutral model spec (``theseus_conformance.spec``)."""
+        raise NotImplementedError("override `build` in your Fixtures subclass: return your spec builder")
+
+    # -- derived ---------------------------------------------------------------------
+    @pytest.fixture(autouse=True)
+    def _theseus_capabilities(self, request: Any, backend: Any) -> None:
+        needed = getattr(request.function, "_theseus_requires", frozenset())
+        missing = sorted(set(needed) - set(backend.capabilities))
+        if missing:
+            pytest.skip(f"backend {backend.name!r} lacks capability: {', '.join(missing)}")
+
+    @pytest.fixture
+    def net(self, mobilenet: Callable[..., Any], backend: Any) -> Any:
+        """A fresh MobileNetV1 (seed 0) in eval mode."""
+        model = mobilenet()
+        backend.set_training(model, False)
+        return model
+
+    @pytest.fixture
+    def run(self, backend: Any) -> Callable[..., Any]:
+        """``run(model, x: np.ndarray)``: forward without gradients, output as numpy (tree)."""
+
+        def run(model: Any, x: np.ndarray) -> Any:
+            return to_numpy_tree(backend, backend.infer(model, backend.from_numpy(x)))
+
+        return run
+
+    @pytest.fixture
+    def image(self) -> np.ndarray:
+        """The seed's input shape, batch 2: a deterministic (2, 3, 224, 224) float32 array."""
+        return np.random.RandomState(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
