@@ -38,6 +38,7 @@ class DescriptorSyntaxError(TheseusError, ValueError):
         self.text = text
         self.position = position
         self.problem = problem
+        self.hint = hint
         caret = " " * position + "^"
         msg = f"{problem} at position {position} in descriptor {text!r}\n    {text}\n    {caret}"
         if hint:

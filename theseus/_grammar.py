@@ -291,8 +291,8 @@ def parse(text: Union[str, Descriptor]) -> Descriptor:
                             "separate names with '.', indices with [i]")
             segs.append(seg)
     except DescriptorSyntaxError as err:
-        if offset:
-            raise DescriptorSyntaxError(original, err.position + offset, err.problem) from None
+        if text != original:
+            raise DescriptorSyntaxError(original, err.position + offset, err.problem, err.hint) from None
         raise
     # '**' followed directly by '**' is redundant but harmless; collapse it.
     out: list[Segment] = []

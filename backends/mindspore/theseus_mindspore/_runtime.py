@@ -79,10 +79,10 @@ def _import_mindspore():
 def _conflict(err: BaseException) -> FrameworkConflictError:
     others = [m for m in ("paddle", "torch", "tensorflow") if m in sys.modules]
     return FrameworkConflictError(
-            f"mindspore could not be imported ({type(err).__name__}: {err}). "
-            + (f"Already imported in this process: {', '.join(others)}. " if others else "")
-            + "Frameworks that ship their own oneDNN (paddle) must be imported AFTER mindspore: "
-            "import mindspore (or theseus_mindspore's models) before paddle, or start a fresh process."
+        f"mindspore could not be imported ({type(err).__name__}: {err}). "
+        + (f"Already imported in this process: {', '.join(others)}. " if others else "")
+        + "Frameworks that ship their own oneDNN (paddle) must be imported AFTER mindspore: "
+        "import mindspore (or theseus_mindspore) before paddle, or start a fresh process."
     )
 
 

@@ -1,0 +1,205 @@
+"""The MindSpore adapter: enumeration, replacement, hooks, flags, tensors in/out.
+
+Imports mindspore lazily (inside methods, through ``_runtime``), so that loading the entry
+point never imports it. The MindSpore traps handled here:
+
+* ``setattr(seq, "1", new)`` on a ``SequentialCell`` leaves the old layer running (its
+  ``construct`` iterates a cached list): replacement goes through ``seq[i] = new``.
+* Parameter names are fixed when a cell is attached (relative to its immediate parent):
+  ``after_surgery`` renames every parameter structurally, keeping the root's own prefix.
+* GRAPH_MODE compiles hooks in and silently drops their Python side effects:
+  ``check_hooks_usable`` refuses it, and surgery clears the compiled-graph caches.
+* ``asnumpy()`` shares memory and ``Parameter.set_data`` silently reshapes: export copies,
+  import writes exact shapes and dtypes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable
+
+import numpy as np
+
+from theseus import Backend, ContainerKind, HookHandle, StateMismatchError, UnsupportedOperation
+
+__all__ = ["MindSporeBackend"]
+
+#: Neutral name -> MindSpore name of a layer's own weights (BatchNorm: gamma/beta/moving_*).
+_NORM_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
+_PLAIN_NAMES = {"weight": "weight", "bias": "bias"}
+_STATISTICS = frozenset({"moving_mean", "moving_variance"})
+
+
+def _ms():
+    from ._runtime import mindspore
+
+    return mindspore
+
+
+def _nn():
+    return _ms().nn
+
+
+def _params_by_structure(root: Any) -> list[tuple[str, Any]]:
+    """``(name, parameter)`` with the names a fresh build of ``root`` would give, in
+    ``parameters_and_names`` order (shared cells/parameters once). A child of a cell built
+    with ``auto_prefix=False`` (a theseus wrapper) does not get that cell's name as prefix."""
+    out: list[tuple[str, Any]] = []
+    seen_cells: set[int] = set()
+    seen_params: set[int] = set()
+    stack = [("", root)]
+    while stack:
+        prefix, cell = stack.pop()
+        if id(cell) in seen_cells:
+            continue
+        seen_cells.add(id(cell))
+        for pname, par in cell._params.items():
+            if par is not None and getattr(par, "inited_param", None) is not None:
+                par = par.inited_param
+            if par is not None and id(par) not in seen_params:
+                seen_params.add(id(par))
+                out.append((prefix + pname, par))
+        kids = [(n, c) for n, c in cell._cells.items() if c is not None]
+        for cname, child in reversed(kids):  # stack: reversed keeps definition order
+            stack.append((prefix + cname + "." if getattr(cell, "_auto_prefix", True) else prefix, child))
+    return out
+
+
+class MindSporeBackend(Backend):
+    """theseus backend for ``mindspore.nn.Cell`` models (PyNative mode)."""
+
+    name = "mindspore"
+    framework = "mindspore"
+    install_hint = "pip install theseus-mindspore"
+    capabilities = frozenset({"hooks", "state", "wrap", "freeze", "train_eval", "threads"})
+
+    # -- structure ---------------------------------------------------------------------
+    def is_layer(self, obj: Any) -> bool:
+        return isinstance(obj, _nn().Cell)
+
+    def children(self, layer: Any) -> list:
+        # ``name_cells()`` drops the second name of a shared child; the protocol lists both.
+        return [(n, c) for n, c in layer._cells.items() if c is not None]
+
+    def container_kind(self, layer: Any) -> ContainerKind:
+        nn = _nn()
+        if isinstance(layer, (nn.SequentialCell, nn.CellList)):
+            return ContainerKind.SEQUENCE
+        if isinstance(layer, nn.CellDict):
+            return ContainerKind.DICT
+        return ContainerKind.PLAIN
+
+    def replace_child(self, parent: Any, name: str, new: Any) -> None:
+        nn = _nn()
+        if isinstance(parent, nn.SequentialCell):
+            # setattr would update _cells but not the cell_list that construct iterates.
+            parent[list(parent._cells).index(name)] = new
+        elif isinstance(parent, (nn.CellList, nn.CellDict)):
+            parent._cells[name] = new  # keeps the key and its position
+        else:
+            setattr(parent, name, new)
+
+    def after_surgery(self, root: Any) -> None:
+        """Rename every parameter structurally (``blocks.11.depthwise_conv.conv.weight``),
+        keeping the prefix the root's parameters already had (a backbone attached as
+        ``backbone`` keeps ``backbone.``), and drop compiled graphs of the subtree."""
+        items = _params_by_structure(root)
+        votes: Counter = Counter()
+        for name, par in items:
+            if par.name == name:
+                votes[""] += 1
+            elif par.name.endswith("." + name):
+                votes[par.name[: -len(name)]] += 1
+        prefix = votes.most_common(1)[0][0] if votes else ""
+        for name, par in items:
+            if par.name != prefix + name:
+                par.name = prefix + name
+        for _, cell in root.cells_and_names():
+            cache = getattr(cell, "compile_cache", None)
+            if cache:
+                cache.clear()
+
+    def identity(self) -> Any:
+        return _nn().Identity()
+
+    # -- hooks -------------------------------------------------------------------------
+    def add_forward_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        return HookHandle(layer.register_forward_hook(fn).remove)
+
+    def add_forward_pre_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        def pre(cell, args):
+            fn(cell, args)
+            return None  # a MindSpore pre-hook's return value would replace the inputs
+
+        return HookHandle(layer.register_forward_pre_hook(pre).remove)
+
+    def check_hooks_usable(self, model: Any) -> None:
+        ms = _ms()
+        if ms.get_context("mode") == ms.GRAPH_MODE:
+            raise UnsupportedOperation(
+                "hooks cannot capture layer outputs in MindSpore GRAPH_MODE: hooks are compiled into the "
+                "graph and their Python side effects are dropped, so captured outputs would be missing. "
+                "Use PyNative mode (mindspore.set_context(mode=mindspore.PYNATIVE_MODE), the default) "
+                "for update_res, or build a model whose construct returns the intermediates.",
+                "hooks",
+            )
+
+    # -- tensors -----------------------------------------------------------------------
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        return np.array(tensor.asnumpy(), copy=True)  # asnumpy() shares memory
+
+    def from_numpy(self, array: np.ndarray) -> Any:
+        return _ms().Tensor(np.array(array, copy=True))
+
+    # -- modes and training ------------------------------------------------------------
+    def is_training(self, layer: Any) -> bool:
+        return bool(layer.training)
+
+    def set_training(self, layer: Any, mode: bool, recurse: bool = True) -> None:
+        if recurse:
+            layer.set_train(bool(mode))
+        else:
+            layer.training = bool(mode)
+
+    def is_norm(self, layer: Any) -> bool:
+        from mindspore.nn.layer.normalization import _BatchNorm
+
+        return isinstance(layer, _BatchNorm)
+
+    def parameters(self, layer: Any, recurse: bool = True) -> list:
+        # Running statistics are Parameters in MindSpore; a frozen weight still is a parameter.
+        if not recurse:
+            return [(n, p) for n, p in layer._params.items() if p is not None and n not in _STATISTICS]
+        return [(n, p) for n, p in layer.parameters_and_names() if n.rsplit(".", 1)[-1] not in _STATISTICS]
+
+    def is_trainable(self, param: Any) -> bool:
+        return bool(param.requires_grad)
+
+    def set_trainable(self, param: Any, flag: bool) -> None:
+        param.requires_grad = bool(flag)
+
+    # -- neutral weights ---------------------------------------------------------------
+    def _local_names(self, layer: Any) -> dict:
+        table = _NORM_NAMES if self.is_norm(layer) else _PLAIN_NAMES
+        return {neutral: native for neutral, native in table.items() if layer._params.get(native) is not None}
+
+    def export_local(self, layer: Any) -> dict:
+        # Conv2d [out, in/groups, kh, kw] and Dense [out, in] already are the neutral layout.
+        return {neutral: np.array(layer._params[native].asnumpy(), copy=True)
+                for neutral, native in self._local_names(layer).items()}
+
+    def import_local(self, layer: Any, arrays: dict) -> None:
+        ms = _ms()
+        names = self._local_names(layer)
+        for neutral, arr in arrays.items():
+            par = layer._params[names[neutral]]
+            arr = np.ascontiguousarray(arr, dtype=ms.dtype_to_nptype(par.dtype))
+            if tuple(arr.shape) != tuple(par.shape):  # set_data would silently reshape
+                raise StateMismatchError(f"{neutral}: shape {tuple(arr.shape)} does not fit {tuple(par.shape)}")
+            par.set_data(ms.Tensor(arr.copy()))
+
+    # -- building new cells ------------------------------------------------------------
+    def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
+        from ._wrapper import make_wrapper
+
+        return make_wrapper(model, forward, type_name)

@@ -1,0 +1,102 @@
+"""MobileNetV1 with the seed's (PaddleClas) structure and names, deterministic weights.
+
+MindSpore traps avoided: ``Conv2d`` defaults to ``pad_mode='same'`` (TF-style padding,
+different values from ``padding=1`` at stride 2), so every conv uses ``pad_mode='pad'``;
+BatchNorm momentum 0.9 here equals torch's 0.1.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ._layer import TheseusLayer
+from ._runtime import mindspore
+
+nn = mindspore.nn
+
+__all__ = ["MobileNetV1", "ConvBNLayer", "DepthwiseSeparable", "BLOCK_CONFIG"]
+
+#: (in, out1, out2, groups, stride) per block before scaling, as in PaddleClas.
+BLOCK_CONFIG = [
+    (32, 32, 64, 32, 1), (64, 64, 128, 64, 2), (128, 128, 128, 128, 1), (128, 128, 256, 128, 2),
+    (256, 256, 256, 256, 1), (256, 256, 512, 256, 2), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1),
+    (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 1024, 512, 2),
+    (1024, 1024, 1024, 1024, 1),
+]
+
+
+class ConvBNLayer(TheseusLayer):
+    """``conv`` (no bias) -> ``bn`` -> ``relu``."""
+
+    def __init__(self, num_channels: int, filter_size: int, num_filters: int, stride: int, padding: int,
+                 num_groups: int = 1) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(num_channels, num_filters, filter_size, stride=stride, pad_mode="pad",
+                              padding=padding, group=num_groups, has_bias=False)
+        self.bn = nn.BatchNorm2d(num_filters, momentum=0.9)
+        self.relu = nn.ReLU()
+
+    def construct(self, x):
+        return self.relu(self.bn(self.conv(x)))
+
+
+class DepthwiseSeparable(TheseusLayer):
+    """``depthwise_conv`` (3x3, grouped) -> ``pointwise_conv`` (1x1)."""
+
+    def __init__(self, num_channels: int, num_filters1: int, num_filters2: int, num_groups: int, stride: int,
+                 scale: float) -> None:
+        super().__init__()
+        self.depthwise_conv = ConvBNLayer(num_channels, 3, int(num_filters1 * scale), stride, 1,
+                                          num_groups=int(num_groups * scale))
+        self.pointwise_conv = ConvBNLayer(int(num_filters1 * scale), 1, int(num_filters2 * scale), 1, 0)
+
+    def construct(self, x):
+        return self.pointwise_conv(self.depthwise_conv(x))
+
+
+class MobileNetV1(TheseusLayer):
+    """MobileNetV1 as in PaddleClas: ``conv``, ``blocks[0..12]``, ``avg_pool``, ``flatten``, ``fc``.
+
+    Args:
+        scale: channel multiplier.
+        class_num: classifier outputs.
+        return_patterns: layers whose outputs ``construct`` also returns (see ``theseus.update_res``).
+        seed: the deterministic initialisation's seed (nothing is downloaded).
+    """
+
+    def __init__(self, scale: float = 1.0, class_num: int = 1000, return_patterns: Optional[Sequence[str]] = None,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.scale = scale
+        self.class_num = class_num
+        self.conv = ConvBNLayer(3, 3, int(32 * scale), 2, 1)
+        self.blocks = nn.SequentialCell([DepthwiseSeparable(int(i * scale), o1, o2, g, s, scale)
+                                         for i, o1, o2, g, s in BLOCK_CONFIG])
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten(start_dim=1, end_dim=-1)
+        self.fc = nn.Dense(int(1024 * scale), class_num)
+        _init(self, seed)
+        self.init_res(return_patterns)
+
+    def construct(self, x):
+        x = self.conv(x)
+        x = self.blocks(x)
+        x = self.avg_pool(x)
+        x = self.flatten(x)
+        return self.fc(x)
+
+
+def _init(net: nn.Cell, seed: int) -> None:
+    """He-normal convs, LeCun-normal dense, zero bias, from one numpy stream (definition order)."""
+    rng = np.random.RandomState(seed)
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, nn.Conv2d):
+            shape = tuple(cell.weight.shape)
+            std = (2.0 / int(np.prod(shape[1:]))) ** 0.5
+            cell.weight.set_data(mindspore.Tensor((rng.standard_normal(shape) * std).astype(np.float32)))
+        elif isinstance(cell, nn.Dense):
+            shape = tuple(cell.weight.shape)
+            cell.weight.set_data(mindspore.Tensor((rng.standard_normal(shape) / shape[1] ** 0.5).astype(np.float32)))
+            cell.bias.set_data(mindspore.Tensor(np.zeros(tuple(cell.bias.shape), np.float32)))

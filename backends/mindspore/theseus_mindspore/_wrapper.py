@@ -1,0 +1,39 @@
+"""A native nn.Cell around a Python forward (used by theseus.extract / theseus.features)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ._runtime import mindspore
+
+nn = mindspore.nn
+
+__all__ = ["TheseusWrapper", "make_wrapper"]
+
+
+class TheseusWrapper(nn.Cell):
+    """Holds ``model`` as child ``model`` and runs ``forward(*inputs)``.
+
+    Built with ``auto_prefix=False``: attaching ``model`` does not rename its parameters
+    (MindSpore names are fixed at attach time, and the parameters are shared with the source
+    model), so ``model``'s parameter names stay exactly what they were.
+    """
+
+    def __init__(self, model: nn.Cell, forward: Callable[..., Any]) -> None:
+        super().__init__(auto_prefix=False)
+        self.model = model
+        self._theseus_forward = forward
+
+    def construct(self, *inputs: Any) -> Any:
+        return self._theseus_forward(*inputs)
+
+
+_classes: dict[str, type] = {}
+
+
+def make_wrapper(model: nn.Cell, forward: Callable[..., Any], type_name: str) -> nn.Cell:
+    """A ``TheseusWrapper`` subclass instance named ``type_name`` (one class per name)."""
+    cls = _classes.get(type_name)
+    if cls is None:
+        cls = _classes[type_name] = type(type_name, (TheseusWrapper,), {"__module__": __name__})
+    return cls(model, forward)

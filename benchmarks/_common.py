@@ -1,0 +1,61 @@
+"""Shared helpers of the benchmark scripts: timing by interleaved medians, MAC counting
+from neutral weight shapes and probed output shapes (framework-free)."""
+
+from __future__ import annotations
+
+import importlib
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+import theseus
+
+
+def load(name: str):
+    """Import ``theseus_<name>`` (and so its framework); return (package, backend)."""
+    pkg = importlib.import_module(f"theseus_{name}")
+    pkg.MobileNetV1  # noqa: B018 - loads the framework
+    return pkg, theseus.get_backend(name)
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call of each function, calls interleaved so drift hits all alike."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def macs_per_layer(backend: Any, model: Any, x: Any) -> dict[str, int]:
+    """Multiply-accumulates of every conv/linear leaf, keyed by descriptor (one probe forward)."""
+    layers = theseus.resolve(model, "**")
+    out_shapes: dict[str, tuple] = {}
+    handles = []
+    for d, layer in layers.items():
+        def hook(m, i, o, d=d):
+            out_shapes[d] = backend.shape(o)
+        handles.append(backend.add_forward_hook(layer, hook))
+    try:
+        backend.infer(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    macs = {}
+    for d, layer in layers.items():
+        w = backend.export_local(layer).get("weight")
+        if w is None or d not in out_shapes or out_shapes[d] is None:
+            continue
+        shp = out_shapes[d]
+        if w.ndim == 4:      # conv [out, in/groups, kh, kw], output (N, out, H, W)
+            macs[d] = int(np.prod(shp[1:]) * np.prod(w.shape[1:]))
+        elif w.ndim == 2:    # linear [out, in]
+            macs[d] = int(w.shape[0] * w.shape[1])
+    return macs

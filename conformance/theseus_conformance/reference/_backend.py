@@ -1,0 +1,138 @@
+"""``ReferenceBackend``: the theseus ``Backend`` for the numpy reference layers.
+
+Its own layout is the neutral one (``weight``/``bias``/``running_mean``/``running_var``; conv
+``[out, in/groups, kh, kw]``, linear ``[out, in]``), and its tensors are numpy arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from theseus import Backend, ContainerKind, HookHandle
+
+from ._layers import BatchNorm2d, Identity, Layer, LayerDict, LayerList, Parameter, Sequential
+
+__all__ = ["ReferenceBackend", "Wrapper"]
+
+_LOCAL = ("weight", "bias", "running_mean", "running_var")
+
+
+class Wrapper(Layer):
+    """Holds ``model`` as child ``model`` and runs ``forward(*inputs)``."""
+
+    def __init__(self, model: Layer, forward: Callable[..., Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._theseus_forward = forward
+
+    def forward(self, *inputs: Any) -> Any:
+        return self._theseus_forward(*inputs)
+
+
+_wrapper_classes: dict[str, type] = {}
+
+
+def _array(t: Any) -> Any:
+    return t.data if isinstance(t, Parameter) else t
+
+
+class ReferenceBackend(Backend):
+    """The framework-free backend: models are ``theseus_conformance.reference.Layer`` trees.
+
+    Example:
+        >>> import theseus
+        >>> theseus.register_backend(ReferenceBackend(), replace=True)
+        >>> from theseus_conformance.reference import MobileNetV1
+        >>> theseus.list_descriptors(MobileNetV1(scale=0.25))[:3]
+        ['conv', 'conv.conv', 'conv.bn']
+    """
+
+    name = "reference"
+    framework = None
+    install_hint = "part of theseus-conformance"
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval"})
+
+    def is_layer(self, obj: Any) -> bool:
+        return isinstance(obj, Layer)
+
+    def children(self, layer: Any) -> list:
+        return list(layer.named_children())
+
+    def container_kind(self, layer: Any) -> ContainerKind:
+        if isinstance(layer, (Sequential, LayerList)):
+            return ContainerKind.SEQUENCE
+        if isinstance(layer, LayerDict):
+            return ContainerKind.DICT
+        return ContainerKind.PLAIN
+
+    def replace_child(self, parent: Any, name: str, new: Any) -> None:
+        parent._children[name] = new  # an existing key keeps its position
+
+    def identity(self) -> Any:
+        return Identity()
+
+    def add_forward_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        return HookHandle(layer.register_forward_hook(fn).remove)
+
+    def add_forward_pre_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        def pre(module: Any, args: tuple) -> None:
+            fn(module, args)
+
+        return HookHandle(layer.register_forward_pre_hook(pre).remove)
+
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        return np.array(_array(tensor), copy=True)
+
+    def from_numpy(self, array: np.ndarray) -> Any:
+        return np.array(array, copy=True)
+
+    def is_training(self, layer: Any) -> bool:
+        return bool(layer.training)
+
+    def set_training(self, layer: Any, mode: bool, recurse: bool = True) -> None:
+        if recurse:
+            layer.train(mode)
+        else:
+            layer.training = bool(mode)
+
+    def is_norm(self, layer: Any) -> bool:
+        return isinstance(layer, BatchNorm2d)
+
+    def parameters(self, layer: Any, recurse: bool = True) -> list:
+        return list(layer.named_parameters(recurse=recurse))
+
+    def is_trainable(self, param: Any) -> bool:
+        return bool(param.requires_grad)
+
+    def set_trainable(self, param: Any, flag: bool) -> None:
+        param.requires_grad = bool(flag)
+
+    def export_local(self, layer: Any) -> dict:
+        out = {}
+        for name in _LOCAL:
+            v = _array(layer._params.get(name)) if name in layer._params else layer._buffers.get(name)
+            if v is not None:
+                out[name] = np.array(v, copy=True)
+        return out
+
+    def import_local(self, layer: Any, arrays: dict) -> None:
+        for name, arr in arrays.items():
+            p = layer._params.get(name)
+            old = p.data if p is not None else layer._buffers.get(name)
+            if old is None:
+                raise KeyError(f"{type(layer).__name__} has no parameter or statistic {name!r}")
+            new = np.array(arr, dtype=old.dtype, copy=True)
+            if new.shape != old.shape:
+                raise ValueError(f"{name}: expected shape {old.shape}, got {new.shape}")
+            if p is not None:
+                p.data = new
+            else:
+                layer._buffers[name] = new
+
+    def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
+        cls = _wrapper_classes.get(type_name)
+        if cls is None:
+            cls = _wrapper_classes[type_name] = type(type_name, (Wrapper,), {"__module__": __name__})
+        return cls(model, forward)
