@@ -28,6 +28,10 @@ __all__ = ["MindSporeBackend"]
 _NORM_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 _PLAIN_NAMES = {"weight": "weight", "bias": "bias"}
 _STATISTICS = frozenset({"moving_mean", "moving_variance"})
+_GRAPH_MSG = ("theseus hooks (update_res captures) cannot run in MindSpore GRAPH_MODE or under mindspore.jit: "
+              "the compiled graph drops their Python side effects, so captured outputs would be missing. "
+              "Run the model in PyNative mode, or call theseus.update_res(model, []) / theseus.reset(model) "
+              "before compiling it.")
 
 
 def _ms():
@@ -38,6 +42,30 @@ def _ms():
 
 def _nn():
     return _ms().nn
+
+
+def _run_in_jit() -> Callable[[], bool]:
+    from ._runtime import in_jit
+
+    return in_jit
+
+
+def _drop_compiled(cell: Any) -> None:
+    """Forget the cell's compiled GRAPH_MODE graphs: a compiled graph ignores later child
+    replacements and hook changes (it would run stale) until its cache is cleared."""
+    cache = getattr(cell, "compile_cache", None)
+    if cache:
+        cache.clear()
+
+
+def _handle(layer: Any, native: Any) -> HookHandle:
+    _drop_compiled(layer)
+
+    def remove() -> None:
+        native.remove()
+        _drop_compiled(layer)
+
+    return HookHandle(remove)
 
 
 def _params_by_structure(root: Any) -> list[tuple[str, Any]]:
@@ -115,23 +143,32 @@ class MindSporeBackend(Backend):
             if par.name != prefix + name:
                 par.name = prefix + name
         for _, cell in root.cells_and_names():
-            cache = getattr(cell, "compile_cache", None)
-            if cache:
-                cache.clear()
+            _drop_compiled(cell)
 
     def identity(self) -> Any:
         return _nn().Identity()
 
     # -- hooks -------------------------------------------------------------------------
     def add_forward_hook(self, layer: Any, fn: Callable) -> HookHandle:
-        return HookHandle(layer.register_forward_hook(fn).remove)
+        in_jit = _run_in_jit()
+
+        def post(cell, args, output):
+            if in_jit():  # constant-folded by the graph compiler: fn is then never compiled
+                raise RuntimeError(_GRAPH_MSG)
+            return fn(cell, args, output)
+
+        return _handle(layer, layer.register_forward_hook(post))
 
     def add_forward_pre_hook(self, layer: Any, fn: Callable) -> HookHandle:
+        in_jit = _run_in_jit()
+
         def pre(cell, args):
+            if in_jit():
+                raise RuntimeError(_GRAPH_MSG)
             fn(cell, args)
             return None  # a MindSpore pre-hook's return value would replace the inputs
 
-        return HookHandle(layer.register_forward_pre_hook(pre).remove)
+        return _handle(layer, layer.register_forward_pre_hook(pre))
 
     def check_hooks_usable(self, model: Any) -> None:
         ms = _ms()

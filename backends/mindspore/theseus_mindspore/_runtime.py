@@ -23,7 +23,7 @@ import numpy as np
 
 from theseus import FrameworkConflictError, TheseusWarning
 
-__all__ = ["mindspore", "NumpyVersionWarning"]
+__all__ = ["mindspore", "NumpyVersionWarning", "in_jit"]
 
 
 class NumpyVersionWarning(TheseusWarning):
@@ -88,3 +88,19 @@ def _conflict(err: BaseException) -> FrameworkConflictError:
 
 _check_numpy()
 mindspore = _import_mindspore()
+
+
+def _fn_probe() -> int:
+    return 0
+
+
+@mindspore.ops.constexpr(check=False)
+def _is_none(func) -> bool:
+    return func is None
+
+
+def in_jit() -> bool:
+    """True while the graph compiler (GRAPH_MODE, ``mindspore.jit``) compiles the caller,
+    False when Python runs it: a function is not a compile-time constant, so it is seen as
+    None there (the trick of MindSpore's private ``_run_in_jit``)."""
+    return _is_none(_fn_probe)
