@@ -40,11 +40,21 @@ from ._grammar import Descriptor, parse
 from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
+from ._state import LoadReport, load_state, port, read_state, save_state, state
+from ._compare import CompareReport, compare
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousBackendError",
+    "CompareReport",
+    "LoadReport",
+    "compare",
+    "load_state",
+    "port",
+    "read_state",
+    "save_state",
+    "state",
     "Backend",
     "BackendNotFoundError",
     "CAPABILITIES",

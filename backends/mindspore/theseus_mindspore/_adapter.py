@@ -50,20 +50,29 @@ def _run_in_jit() -> Callable[[], bool]:
     return in_jit
 
 
-def _drop_compiled(cell: Any) -> None:
-    """Forget the cell's compiled GRAPH_MODE graphs: a compiled graph ignores later child
-    replacements and hook changes (it would run stale) until its cache is cleared."""
-    cache = getattr(cell, "compile_cache", None)
-    if cache:
-        cache.clear()
+def _drop_compiled() -> None:
+    """Forget every compiled GRAPH_MODE / ``mindspore.jit`` graph of the process.
+
+    A compiled graph (a cell's or a jitted function's) keeps running the children and hooks
+    it was compiled with: later replacements and hook changes would be silently ignored.
+    Costs a recompile of other graphs too; skipped when nothing was ever compiled.
+    """
+    try:
+        from mindspore.graph import api
+
+        compiled = bool(api.ms_compile_cache) or any(api.cells_compile_cache.values())
+    except (ImportError, AttributeError):  # other MindSpore versions: clear unconditionally
+        compiled = True
+    if compiled:
+        _ms().ms_memory_recycle()
 
 
-def _handle(layer: Any, native: Any) -> HookHandle:
-    _drop_compiled(layer)
+def _handle(native: Any) -> HookHandle:
+    _drop_compiled()
 
     def remove() -> None:
         native.remove()
-        _drop_compiled(layer)
+        _drop_compiled()
 
     return HookHandle(remove)
 
@@ -130,7 +139,7 @@ class MindSporeBackend(Backend):
     def after_surgery(self, root: Any) -> None:
         """Rename every parameter structurally (``blocks.11.depthwise_conv.conv.weight``),
         keeping the prefix the root's parameters already had (a backbone attached as
-        ``backbone`` keeps ``backbone.``), and drop compiled graphs of the subtree."""
+        ``backbone`` keeps ``backbone.``), and drop compiled graphs (they would run stale)."""
         items = _params_by_structure(root)
         votes: Counter = Counter()
         for name, par in items:
@@ -142,8 +151,7 @@ class MindSporeBackend(Backend):
         for name, par in items:
             if par.name != prefix + name:
                 par.name = prefix + name
-        for _, cell in root.cells_and_names():
-            _drop_compiled(cell)
+        _drop_compiled()
 
     def identity(self) -> Any:
         return _nn().Identity()
@@ -157,7 +165,7 @@ class MindSporeBackend(Backend):
                 raise RuntimeError(_GRAPH_MSG)
             return fn(cell, args, output)
 
-        return _handle(layer, layer.register_forward_hook(post))
+        return _handle(layer.register_forward_hook(post))
 
     def add_forward_pre_hook(self, layer: Any, fn: Callable) -> HookHandle:
         in_jit = _run_in_jit()
@@ -168,7 +176,7 @@ class MindSporeBackend(Backend):
             fn(cell, args)
             return None  # a MindSpore pre-hook's return value would replace the inputs
 
-        return _handle(layer, layer.register_forward_pre_hook(pre))
+        return _handle(layer.register_forward_pre_hook(pre))
 
     def check_hooks_usable(self, model: Any) -> None:
         ms = _ms()
