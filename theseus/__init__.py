@@ -42,12 +42,21 @@ from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgr
 from ._tree import tree
 from ._state import LoadReport, load_state, port, read_state, save_state, state
 from ._compare import CompareReport, compare
+from ._extract import FeatureInfo, extract, features
+from ._freeze import freeze, freeze_before, frozen, unfreeze
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousBackendError",
     "CompareReport",
+    "FeatureInfo",
+    "extract",
+    "features",
+    "freeze",
+    "freeze_before",
+    "frozen",
+    "unfreeze",
     "LoadReport",
     "compare",
     "load_state",

@@ -43,7 +43,8 @@ CAPABILITIES = frozenset(
         "threads",        # concurrent forwards of one model from several threads
         "state",          # export/import of parameters in the neutral layout (state/load_state/port)
         "wrap",           # build a new native module around a Python forward (extract, features)
-        "freeze",         # trainable flags and gradients
+        "freeze",         # trainable flags
+        "gradients",      # Backend.gradients: one backward pass (checks that frozen means no gradient)
         "train_eval",     # training/eval mode flags
     }
 )
@@ -172,7 +173,8 @@ class Backend(ABC):
 
     @abstractmethod
     def parameters(self, layer: Any, recurse: bool = True) -> list[tuple[str, Any]]:
-        """Trainable parameters as ``(native_name, parameter)`` (not buffers/statistics)."""
+        """All parameters, frozen ones included, as ``(native_name, parameter)``; never
+        buffers or normalisation statistics."""
 
     @abstractmethod
     def is_trainable(self, param: Any) -> bool:
@@ -181,6 +183,11 @@ class Backend(ABC):
     @abstractmethod
     def set_trainable(self, param: Any, flag: bool) -> None:
         """Make the parameter (not) receive gradients."""
+
+    def gradients(self, model: Any, *inputs: Any) -> dict[str, bool]:
+        """Run forward and backward of ``sum(output)`` once; ``{native_name: received a
+        gradient}`` for every parameter (used by the conformance suite's freeze tests)."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot compute gradients", "gradients")
 
     # -- weights in the neutral layout -------------------------------------------------
     def export_local(self, layer: Any) -> dict[str, "np.ndarray"]:

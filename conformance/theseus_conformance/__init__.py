@@ -8,6 +8,7 @@ in a test module named ``test_*.py`` and override the ``backend``, ``mobilenet``
 from __future__ import annotations
 
 from ._fixtures import Fixtures, requires, to_numpy_tree
+from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
 from ._tests_surgery import (
     BaseBadInputTests,
@@ -20,6 +21,9 @@ from ._tests_surgery import (
 __all__ = [
     "BaseBadInputTests",
     "BaseDescriptorTests",
+    "BaseExtractTests",
+    "BaseFeaturesTests",
+    "BaseFreezeTests",
     "BaseDiscoveryTests",
     "BaseResetTests",
     "BaseStopAfterTests",
@@ -43,5 +47,8 @@ class ConformanceSuite(
     BaseUpgradeTests,
     BaseResetTests,
     BaseBadInputTests,
+    BaseExtractTests,
+    BaseFeaturesTests,
+    BaseFreezeTests,
 ):
     """Every scenario; subclass it as ``Test<YourBackend>Conformance`` and override the fixtures."""

@@ -108,6 +108,7 @@ class MindSporeBackend(Backend):
     name = "mindspore"
     framework = "mindspore"
     install_hint = "pip install theseus-mindspore"
+    conformance_module = "theseus_mindspore.conformance"
     capabilities = frozenset({"hooks", "state", "wrap", "freeze", "train_eval", "threads"})
 
     # -- structure ---------------------------------------------------------------------

@@ -45,7 +45,8 @@ class PaddleBackend(Backend):
     name = "paddle"
     framework = "paddle"
     install_hint = "pip install theseus-paddle"
-    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval"})
+    conformance_module = "theseus_paddle.conformance"
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
 
     # -- recognition and structure ---------------------------------------------------
     def is_layer(self, obj: Any) -> bool:
@@ -142,6 +143,14 @@ class PaddleBackend(Backend):
 
     def _transposed(self, layer: Any, name: str) -> bool:
         return name == "weight" and isinstance(layer, _nn().Linear)
+
+    def gradients(self, model: Any, *inputs: Any) -> dict:
+        params = self.parameters(model)
+        model.clear_gradients()
+        out = model(*inputs)
+        out = out["output"] if isinstance(out, dict) else out
+        out.sum().backward()
+        return {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in params}
 
     def export_local(self, layer: Any) -> dict:
         out = {}

@@ -24,7 +24,8 @@ class TorchBackend(Backend):
     name = "torch"
     framework = "torch"
     install_hint = "pip install theseus-torch"
-    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval"})
+    conformance_module = "theseus_torch.conformance"
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
 
     def is_layer(self, obj: Any) -> bool:
         return isinstance(obj, _nn().Module)
@@ -91,6 +92,15 @@ class TorchBackend(Backend):
 
     def set_trainable(self, param: Any, flag: bool) -> None:
         param.requires_grad_(flag)
+
+    def gradients(self, model: Any, *inputs: Any) -> dict:
+        params = dict(model.named_parameters())
+        for p in params.values():
+            p.grad = None
+        out = model(*inputs)
+        out = out["output"] if isinstance(out, dict) else out
+        out.sum().backward()
+        return {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in params.items()}
 
     # -- neutral weights: torch's own layout is the neutral one --------------------------
     _LOCAL = ("weight", "bias", "running_mean", "running_var")

@@ -1,0 +1,455 @@
+"""The ``theseus`` command line.
+
+    theseus backends                       what is installed (no framework is imported)
+    theseus tree MODEL [--input-shape S]   the layer tree of ``module:callable``
+    theseus conformance [--backend NAME]   the conformance suite, one subprocess per backend,
+                                           as one table: scenario x backend
+    theseus port SRC DST --to MODEL        move neutral weights (.npz) into a model and write
+                                           that model's weights back out
+
+Importing this module imports no framework; ``tree`` and ``port`` import what the given
+model's module imports, ``conformance`` runs each backend in its own ``python -m pytest``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Optional, Sequence, TextIO
+
+from ._errors import TheseusError
+
+__all__ = ["main"]
+
+
+class CLIError(Exception):
+    """A usage problem reported as one line on stderr with exit status 2."""
+
+
+# ----------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table with a rule under the header."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out.extend(line(r) for r in rows)
+    return "\n".join(out)
+
+
+def _entry_points() -> dict[str, Any]:
+    from ._backend import _discover
+
+    return dict(_discover())
+
+
+def _framework_version(module: Optional[str]) -> str:
+    """The installed version of the distribution providing ``module``, without importing it."""
+    if module is None:
+        return "-"
+    dists: list[str] = []
+    try:
+        dists = list(metadata.packages_distributions().get(module, []))
+    except Exception:  # pragma: no cover - python < 3.10 or odd metadata
+        pass
+    for dist in dists + [module]:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def load_model(spec: str) -> Any:
+    """``module:callable`` -> ``callable()`` (``callable`` may be dotted: ``pkg.mod:Cls.make``)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr or not re.fullmatch(r"[\w.]+", module_name) \
+            or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", attr):
+        raise CLIError(f"MODEL must be 'module:callable' (e.g. theseus_torch:MobileNetV1), got {spec!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as err:
+        raise CLIError(f"cannot import module {module_name!r} of MODEL {spec!r}: {err}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CLIError(f"module {module_name!r} has no attribute {attr!r} (MODEL {spec!r})") from None
+    if not callable(obj):
+        raise CLIError(f"{spec!r} is not callable (MODEL must name a class or function building the model)")
+    try:
+        return obj()
+    except TypeError as err:
+        raise CLIError(f"cannot call {spec}() with no arguments: {err}") from None
+
+
+def _parse_shape(text: str) -> tuple:
+    try:
+        shape = tuple(int(t) for t in text.replace("x", ",").split(",") if t.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(s <= 0 for s in shape):
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (1,3,224,224), got {text!r}")
+    return shape
+
+
+# ----------------------------------------------------------------------------------------
+# theseus backends
+# ----------------------------------------------------------------------------------------
+
+def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
+    eps = _entry_points()
+    rows = []
+    for name in sorted(eps):
+        try:
+            cls = eps[name].load()
+        except Exception as err:  # a broken third-party adapter must not hide the others
+            rows.append([name, "?", "?", f"cannot load {eps[name].value}: {type(err).__name__}: {err}", "-"])
+            continue
+        fw = getattr(cls, "framework", None)
+        caps = ",".join(sorted(getattr(cls, "capabilities", ()) or ())) or "-"
+        rows.append([name, fw or "-", _framework_version(fw), caps,
+                     getattr(cls, "conformance_module", None) or "-"])
+    if not rows:
+        print("no theseus backends installed; first-party backends: pip install theseus-torch / "
+              "theseus-paddle / theseus-mindspore", file=out)
+        return 0
+    print(_table(["backend", "framework", "version", "capabilities", "conformance module"], rows), file=out)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# theseus tree
+# ----------------------------------------------------------------------------------------
+
+def cmd_tree(args: argparse.Namespace, out: TextIO) -> int:
+    import theseus
+
+    model = load_model(args.model)
+    if args.input_shape is not None:
+        theseus.backend_of(model).set_training(model, False)  # statistics, not batch ones
+    print(theseus.tree(model, input_shape=args.input_shape), file=out)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# theseus port
+# ----------------------------------------------------------------------------------------
+
+def cmd_port(args: argparse.Namespace, out: TextIO) -> int:
+    import theseus
+
+    if args.src == "-":
+        if not args.from_model:
+            raise CLIError("SRC '-' means the weights of the --from model; pass --from module:callable")
+        src_model = load_model(args.from_model)
+        weights = theseus.state(src_model)
+        where = f"{args.from_model} (as constructed)"
+    else:
+        if not os.path.isfile(args.src):
+            raise CLIError(f"SRC {args.src!r} is not a file (a .npz written by theseus.save_state, or '-')")
+        try:
+            weights = theseus.read_state(args.src)
+        except (OSError, ValueError) as err:
+            raise CLIError(f"cannot read {args.src!r} as neutral weights (.npz without pickles): {err}") from None
+        where = args.src
+    dst_model = load_model(args.to_model)
+    dst_backend = theseus.backend_of(dst_model)
+    report = theseus.load_state(dst_model, weights, strict=not args.no_strict, prefix=args.prefix,
+                                skip_mismatched=args.skip_mismatched)
+    result = theseus.state(dst_model)
+    dst = args.dst if args.dst.endswith(".npz") else args.dst + ".npz"  # what np.savez writes
+    theseus.save_state(dst, result)
+    print(f"read {len(weights)} arrays from {where}", file=out)
+    print(f"loaded into {args.to_model} (backend {dst_backend.name}): {report}", file=out)
+    for name in ("missing", "unexpected", "skipped"):
+        items = getattr(report, name)
+        if items and args.no_strict:
+            print(f"  {name} ({len(items)}): {', '.join(items)}", file=out)
+    for key, (a, b) in report.mismatched.items():
+        print(f"  shape-mismatched: {key} model {a} vs state {b}", file=out)
+    print(f"wrote {len(result)} arrays to {dst}", file=out)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------
+# theseus conformance
+# ----------------------------------------------------------------------------------------
+
+_OUTCOME_RE = re.compile(r"\s(PASSED|FAILED|SKIPPED|XFAIL|XPASS|ERROR)\b")
+_COLLECTED_RE = re.compile(r"collected (\d+) items?(?: / (\d+) deselected)?")
+
+
+@dataclass
+class Run:
+    """One backend's conformance run."""
+
+    backend: str
+    module: str
+    results: dict = field(default_factory=dict)   # scenario -> cell text
+    failed: int = 0
+    passed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    returncode: Optional[int] = None
+    error: str = ""                                 # why the run itself failed (not a test)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and self.failed == 0
+
+
+def _short(text: str, limit: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_junit(path: str, run: Run) -> None:
+    """Fill ``run.results`` and the counts from a pytest junit xml file."""
+    root = ET.parse(path).getroot()
+    for case in root.iter("testcase"):
+        name = case.get("name", "?")
+        failure = case.find("failure")
+        error = case.find("error")
+        skipped = case.find("skipped")
+        if failure is not None or error is not None:
+            cell = "FAIL"
+            run.failed += 1
+        elif skipped is not None:
+            reason = skipped.get("message") or skipped.text or ""
+            reason = re.sub(r"^(Skipped|XFAIL|xfail):\s*", "", reason.strip())
+            kind = "xfail" if skipped.get("type") == "pytest.xfail" else "skip"
+            cell = f"{kind}: {_short(reason)}" if reason else kind
+            run.skipped += 1
+        else:
+            cell = "pass"
+            run.passed += 1
+        if name in run.results:  # same test name in two classes of one module: keep the worst
+            if run.results[name] == "FAIL" or cell != "FAIL":
+                continue
+        run.results[name] = cell
+
+
+def build_table(runs: Sequence[Run]) -> str:
+    """Rows: scenarios in first-seen order; columns: backends; plus totals and wall time."""
+    order: list[str] = []
+    seen = set()
+    for r in runs:
+        for name in r.results:
+            if name not in seen:
+                seen.add(name)
+                order.append(name)
+    rows = [[name] + [r.results.get(name, "-") for r in runs] for name in order]
+    rows.append([""] * (len(runs) + 1))
+    rows.append(["passed"] + [str(r.passed) for r in runs])
+    rows.append(["failed"] + [str(r.failed) for r in runs])
+    rows.append(["skipped"] + [str(r.skipped) for r in runs])
+    rows.append(["run"] + [("ERROR (see above)" if r.error else "ok") for r in runs])
+    rows.append(["wall time"] + [f"{r.seconds:.1f}s" for r in runs])
+    return _table(["scenario"] + [r.backend for r in runs], rows)
+
+
+def exit_status(runs: Sequence[Run]) -> int:
+    """0 when every run completed and no test failed, else 1."""
+    return 0 if runs and all(r.ok for r in runs) else 1
+
+
+def _module_file(module: str) -> str:
+    """The file of ``module`` found without importing it (its parent packages are imported,
+    which for first-party backends imports no framework)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError) as err:
+        raise CLIError(f"cannot find conformance module {module!r}: {err}") from None
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        raise CLIError(f"cannot find conformance module {module!r} (is its package installed?)")
+    return spec.origin
+
+
+def _run_one(run: Run, path: str, junit: str, keyword: Optional[str], extra: Sequence[str],
+             progress: Callable[[str, bool], None]) -> None:
+    cmd = [sys.executable, "-m", "pytest", path, "-v", "-p", "no:cacheprovider", "-o", "console_output_style=classic",
+           f"--junitxml={junit}"]
+    if keyword:
+        cmd += ["-k", keyword]
+    cmd += list(extra)
+    start = time.monotonic()
+    tail: list[str] = []
+    total: Optional[int] = None
+    done = 0
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            bufsize=1, errors="replace")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        tail.append(line.rstrip("\n"))
+        del tail[:-40]
+        m = _COLLECTED_RE.search(line)
+        if m and total is None:
+            total = int(m.group(1)) - int(m.group(2) or 0)
+        if "::" in line and _OUTCOME_RE.search(line):
+            done += 1
+            progress(f"  {run.backend}: {done}/{total if total is not None else '?'} tests", False)
+    run.returncode = proc.wait()
+    run.seconds = time.monotonic() - start
+    if os.path.isfile(junit):
+        try:
+            parse_junit(junit, run)
+        except ET.ParseError as err:
+            run.error = f"unreadable junit xml {junit}: {err}"
+    # 0 all passed, 1 some failed, 5 nothing selected (fine with -k); anything else: the run broke.
+    if run.returncode not in (0, 1) and not (run.returncode == 5 and keyword):
+        run.error = run.error or f"pytest exited with status {run.returncode}"
+    elif run.returncode == 1 and run.failed == 0:
+        run.error = "pytest reported failures but the junit xml lists none (collection error?)"
+    if run.error:
+        run.error += "\n" + "\n".join("    " + t for t in tail[-25:])
+
+
+def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
+    eps = _entry_points()
+    targets: list[tuple[str, str]] = []  # (backend name, module or file)
+    for item in args.module or []:
+        name, sep, mod = item.partition("=")
+        if not sep or not name or not mod:
+            raise CLIError(f"--module expects NAME=MODULE_OR_FILE, got {item!r}")
+        targets.append((name, mod))
+    wanted = args.backend or ([] if targets else sorted(eps))
+    for name in wanted:
+        if name not in eps:
+            raise CLIError(f"no theseus backend named {name!r} is installed; installed: {', '.join(sorted(eps)) or 'none'}")
+        try:
+            cls = eps[name].load()
+        except Exception as err:
+            raise CLIError(f"cannot load backend {name!r} ({eps[name].value}): {type(err).__name__}: {err}") from None
+        mod = getattr(cls, "conformance_module", None)
+        if not mod:
+            if args.backend:
+                raise CLIError(f"backend {name!r} declares no conformance_module; run its Test*Conformance module "
+                               f"with --module {name}=path/to/module.py")
+            print(f"theseus: {name}: no conformance_module declared, not run", file=sys.stderr)
+            continue
+        targets.append((name, mod))
+    if not targets:
+        raise CLIError("nothing to run: no installed backend declares a conformance_module")
+
+    tty = sys.stderr.isatty()
+    lock = threading.Lock()
+    width = [0]
+
+    def progress(msg: str, final: bool) -> None:
+        with lock:
+            if tty:
+                sys.stderr.write("\r" + msg.ljust(width[0]) + ("\n" if final else ""))
+                width[0] = 0 if final else len(msg)
+                sys.stderr.flush()
+            elif final:
+                print(msg, file=sys.stderr, flush=True)
+
+    junit_dir = args.junit_dir
+    tmp = None
+    if junit_dir:
+        os.makedirs(junit_dir, exist_ok=True)
+    else:
+        tmp = tempfile.mkdtemp(prefix="theseus-conformance-")
+        junit_dir = tmp
+    runs: list[Run] = []
+    try:
+        for name, mod in targets:
+            path = mod if mod.endswith(".py") and os.path.isfile(mod) else _module_file(mod)
+            run = Run(name, mod)
+            runs.append(run)
+            progress(f"theseus: {name}: running {mod} ({path})", True)
+            _run_one(run, path, os.path.join(junit_dir, f"{name}.xml"), args.keyword, args.pytest_args or [],
+                     progress)
+            status = "ERROR" if run.error else ("ok" if run.ok else "FAILED")
+            progress(f"theseus: {name}: {status}: {run.passed} passed, {run.failed} failed, "
+                     f"{run.skipped} skipped in {run.seconds:.1f}s", True)
+            if run.error:
+                print(f"theseus: {name}: the run failed: {run.error}", file=sys.stderr)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(build_table(runs), file=out)
+    return exit_status(runs)
+
+
+# ----------------------------------------------------------------------------------------
+# entry point
+# ----------------------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="theseus", description="Framework-neutral model surgery: command line.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("backends", help="list installed backends (imports no framework)")
+    s.set_defaults(func=cmd_backends)
+
+    s = sub.add_parser("tree", help="print the layer tree of a model")
+    s.add_argument("model", metavar="MODEL", help="module:callable building the model, e.g. theseus_torch:MobileNetV1")
+    s.add_argument("--input-shape", type=_parse_shape, default=None, metavar="N,C,H,W",
+                   help="run one forward on zeros of this shape and show output shapes")
+    s.set_defaults(func=cmd_tree)
+
+    s = sub.add_parser("conformance", help="run the conformance suite of each backend; print scenario x backend")
+    s.add_argument("--backend", action="append", metavar="NAME", help="a backend to run (repeatable; default: all)")
+    s.add_argument("--module", action="append", metavar="NAME=MODULE_OR_FILE",
+                   help="also run a conformance module or file not declared by an installed backend (repeatable)")
+    s.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression selecting scenarios")
+    s.add_argument("--junit-dir", metavar="DIR", help="keep each backend's junit xml as DIR/<backend>.xml")
+    s.add_argument("--pytest-args", nargs=argparse.REMAINDER, help="everything after this goes to pytest")
+    s.set_defaults(func=cmd_conformance)
+
+    s = sub.add_parser("port", help="load neutral weights into a model and write its weights as .npz")
+    s.add_argument("src", metavar="SRC", help="a .npz written by theseus.save_state, or '-' for the --from model's weights")
+    s.add_argument("dst", metavar="DST", help="the .npz to write (the destination model's weights after loading)")
+    s.add_argument("--from", dest="from_model", metavar="MODEL", help="module:callable; the source when SRC is '-'")
+    s.add_argument("--to", dest="to_model", metavar="MODEL", required=True, help="module:callable; the destination")
+    s.add_argument("--no-strict", action="store_true", help="load what fits and report the rest")
+    s.add_argument("--prefix", metavar="DESCRIPTOR", help="load only weights under this descriptor (e.g. blocks)")
+    s.add_argument("--skip-mismatched", action="store_true", help="skip (report) keys whose shapes differ")
+    s.set_defaults(func=cmd_port)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args, sys.stdout) or 0)
+    except (CLIError, TheseusError) as err:
+        print(f"theseus {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("theseus: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `theseus tree ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:  # pragma: no cover
+            pass
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
