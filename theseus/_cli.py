@@ -329,12 +329,13 @@ def _run_one(run: Run, path: str, junit: str, keyword: Optional[str], extra: Seq
 def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
     eps = _entry_points()
     targets: list[tuple[str, str]] = []  # (backend name, module or file)
+    extra: list[tuple[str, str]] = []
     for item in args.module or []:
         name, sep, mod = item.partition("=")
         if not sep or not name or not mod:
             raise CLIError(f"--module expects NAME=MODULE_OR_FILE, got {item!r}")
-        targets.append((name, mod))
-    wanted = args.backend or ([] if targets else sorted(eps))
+        extra.append((name, mod))
+    wanted = args.backend or ([] if extra else sorted(eps))
     for name in wanted:
         if name not in eps:
             raise CLIError(f"no theseus backend named {name!r} is installed; installed: {', '.join(sorted(eps)) or 'none'}")
@@ -350,6 +351,7 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
             print(f"theseus: {name}: no conformance_module declared, not run", file=sys.stderr)
             continue
         targets.append((name, mod))
+    targets += extra
     if not targets:
         raise CLIError("nothing to run: no installed backend declares a conformance_module")
 
@@ -379,7 +381,7 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
             path = mod if mod.endswith(".py") and os.path.isfile(mod) else _module_file(mod)
             run = Run(name, mod)
             runs.append(run)
-            progress(f"theseus: {name}: running {mod} ({path})", True)
+            progress(f"theseus: {name}: running {mod}" + (f" ({path})" if path != mod else ""), True)
             _run_one(run, path, os.path.join(junit_dir, f"{name}.xml"), args.keyword, args.pytest_args or [],
                      progress)
             status = "ERROR" if run.error else ("ok" if run.ok else "FAILED")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._fixtures import Fixtures, requires, to_numpy_tree
 from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests
+from ._tests_numeric import BaseNumericTests, BaseStateTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
 from ._tests_surgery import (
     BaseBadInputTests,
@@ -21,6 +22,8 @@ from ._tests_surgery import (
 __all__ = [
     "BaseBadInputTests",
     "BaseDescriptorTests",
+    "BaseNumericTests",
+    "BaseStateTests",
     "BaseExtractTests",
     "BaseFeaturesTests",
     "BaseFreezeTests",
@@ -50,5 +53,7 @@ class ConformanceSuite(
     BaseExtractTests,
     BaseFeaturesTests,
     BaseFreezeTests,
+    BaseStateTests,
+    BaseNumericTests,
 ):
     """Every scenario; subclass it as ``Test<YourBackend>Conformance`` and override the fixtures."""

@@ -1,0 +1,118 @@
+"""Numeric agreement with the framework-free oracle, and neutral weights in and out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import theseus
+
+from . import _expected as E
+from ._fixtures import requires
+from .oracle import neutral_weights, oracle_net
+
+ATOL = 1e-4
+
+
+def _max_diff(a, b) -> float:
+    if isinstance(a, dict):
+        assert list(a) == list(b)
+        return max(_max_diff(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        return max(_max_diff(x, y) for x, y in zip(a, b))
+    assert a.shape == b.shape
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+@requires("state")
+class BaseStateTests:
+    def test_state_names_and_layouts(self, net):
+        sd = theseus.state(net)
+        assert len(sd) == 137
+        assert sd["blocks[0].depthwise_conv.conv.weight"].shape == (32, 1, 3, 3)
+        assert sd["blocks[12].pointwise_conv.conv.weight"].shape == (1024, 1024, 1, 1)
+        assert sd["fc.weight"].shape == (1000, 1024) and sd["fc.bias"].shape == (1000,)
+        assert sorted(k.rpartition(".")[2] for k in sd if k.startswith("conv.bn.")) == [
+            "bias", "running_mean", "running_var", "weight"]
+
+    def test_load_then_state_round_trips_exactly(self, net):
+        w = neutral_weights()
+        report = theseus.load_state(net, w)
+        assert report.ok and len(report.loaded) == 137
+        got = theseus.state(net)
+        assert list(got) == list(w)
+        for k in w:
+            np.testing.assert_array_equal(got[k], w[k])
+
+    def test_native_dotted_keys_are_accepted(self, net):
+        w = {k.replace("[", ".").replace("]", ""): v for k, v in neutral_weights().items()}
+        assert theseus.load_state(net, w).ok
+
+    def test_mismatch_is_an_error_and_loads_nothing(self, net):
+        before = theseus.state(net)
+        bad = neutral_weights()
+        bad["fc.weight"] = bad["fc.weight"][:10]
+        bad["extra.weight"] = np.zeros(3, np.float32)
+        del bad["conv.bn.running_var"]
+        with pytest.raises(theseus.StateMismatchError) as info:
+            theseus.load_state(net, bad)
+        r = info.value.report
+        assert r.missing == ["conv.bn.running_var"] and r.unexpected == ["extra.weight"]
+        assert r.mismatched == {"fc.weight": ((1000, 1024), (10, 1024))} and r.loaded == []
+        after = theseus.state(net)
+        assert all(np.array_equal(before[k], after[k]) for k in before)
+
+    def test_partial_loads(self, mobilenet, net):
+        small = mobilenet(class_num=10)
+        r = theseus.load_state(small, neutral_weights(), skip_mismatched=True)
+        assert list(r.mismatched) == ["fc.weight", "fc.bias"] and len(r.loaded) == 135
+        r = theseus.load_state(net, {k: v for k, v in neutral_weights().items() if k.startswith("blocks")},
+                               prefix="blocks")
+        assert r.ok and len(r.loaded) == 13 * 2 * 5 and all(k.startswith("conv") or k.startswith("fc")
+                                                           for k in r.skipped)
+        r = theseus.load_state(net, {"fc.bias": np.zeros(1000, np.float32)}, strict=False)
+        assert r.loaded == ["fc.bias"] and len(r.missing) == 136
+
+
+@requires("state", "hooks")
+class BaseNumericTests:
+    @pytest.fixture(scope="class")
+    def oracle(self):
+        """Oracle outputs on the seeded weights (computed once per class)."""
+        w = neutral_weights()
+        x = np.random.RandomState(7).standard_normal((2, 3, 224, 224)).astype(np.float32)
+        ref = oracle_net(w)
+        rb = theseus.backend_of(ref)
+        run = lambda m: rb.to_numpy(m(x)) if not isinstance(m(x), dict) else {k: rb.to_numpy(v) for k, v in m(x).items()}  # noqa: E731
+        out = {"x": x, "logits": run(ref)}
+        theseus.update_res(ref, E.RETURN_PATTERNS)
+        out["update_res"] = {k: rb.to_numpy(v) for k, v in ref(x).items()}
+        theseus.reset(ref)
+        for d in (E.STOP_AFTER, "blocks[5]", "blocks[12].pointwise_conv.bn"):
+            theseus.stop_after(ref, d)
+            out[d] = rb.to_numpy(ref(x))
+            theseus.reset(ref)
+        return out
+
+    @pytest.fixture
+    def loaded(self, net):
+        theseus.load_state(net, neutral_weights())
+        return net
+
+    def test_logits(self, loaded, run, oracle):
+        assert _max_diff(run(loaded, oracle["x"]), oracle["logits"]) <= ATOL
+
+    def test_update_res_features(self, loaded, run, oracle):
+        theseus.update_res(loaded, E.RETURN_PATTERNS)
+        assert _max_diff(run(loaded, oracle["x"]), oracle["update_res"]) <= ATOL
+
+    @pytest.mark.parametrize("descriptor", [E.STOP_AFTER, "blocks[5]", "blocks[12].pointwise_conv.bn"])
+    def test_stop_after_outputs(self, loaded, run, oracle, descriptor):
+        theseus.stop_after(loaded, descriptor)
+        assert _max_diff(run(loaded, oracle["x"]), oracle[descriptor]) <= ATOL
+
+    @requires("wrap")
+    def test_features(self, loaded, run, oracle):
+        outs = run(theseus.features(loaded, out_indices=[0, 1, 2, 3]), oracle["x"])
+        assert _max_diff(list(outs), [oracle["update_res"][k] for k in E.RETURN_PATTERNS]) <= ATOL
