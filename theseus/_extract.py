@@ -75,7 +75,8 @@ class _Collector:
         missing = [k for k in self.keys if k not in buf]
         if missing:
             raise UnsupportedOperation(f"layer(s) {', '.join(missing)} did not run during the forward "
-                                       "(not called by the model's forward, or hooks do not run in this mode)", "hooks")
+                                       "(not called by the model's forward, hooks do not run in this mode, or the model was "
+                                       "compiled before this module was made: compile again)", "hooks")
         return buf, out
 
 

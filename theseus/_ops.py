@@ -139,7 +139,8 @@ class _Capture:
         if missing:
             raise UnsupportedOperation(
                 f"update_res: the captured layer(s) {', '.join(missing)} did not run during this forward "
-                "(not called by the model's forward, or hooks are not executed in this execution mode); "
+                "(not called by the model's forward, hooks are not executed in this execution mode, or the "
+                "model was compiled before the capture was installed: compile again after theseus surgery); "
                 "capture layers that run, or call theseus.update_res(model, []) to stop capturing",
                 "hooks",
             )

@@ -109,7 +109,9 @@ class MindSporeBackend(Backend):
     framework = "mindspore"
     install_hint = "pip install theseus-mindspore"
     conformance_module = "theseus_mindspore.conformance"
-    capabilities = frozenset({"hooks", "state", "wrap", "freeze", "train_eval", "threads"})
+    # No "threads": MindSpore 2.10 PyNative gives wrong results when forwards run concurrently
+    # from several threads, even on separate cells without hooks (measured: 8 threads x 50).
+    capabilities = frozenset({"hooks", "state", "wrap", "freeze", "gradients", "train_eval"})
 
     # -- structure ---------------------------------------------------------------------
     def is_layer(self, obj: Any) -> bool:
@@ -223,6 +225,23 @@ class MindSporeBackend(Backend):
 
     def set_trainable(self, param: Any, flag: bool) -> None:
         param.requires_grad = bool(flag)
+
+    def gradients(self, model: Any, *inputs: Any) -> dict:
+        """One backward pass of ``sum(output)`` with respect to the trainable parameters, as a
+        MindSpore training step takes them (``requires_grad=False`` ones are not differentiated)."""
+        ms = _ms()
+        named = self.parameters(model)
+        train = [p for _, p in named if p.requires_grad]
+
+        def loss(*xs):
+            out = model(*xs)
+            return (out["output"] if isinstance(out, dict) else out).sum()
+
+        got = {}
+        if train:
+            grads = ms.grad(loss, grad_position=None, weights=ms.ParameterTuple(train))(*inputs)
+            got = {id(p): bool(np.abs(g.asnumpy()).sum() > 0) for p, g in zip(train, grads)}
+        return {n: got.get(id(p), False) for n, p in named}
 
     # -- neutral weights ---------------------------------------------------------------
     def _local_names(self, layer: Any) -> dict:
