@@ -69,6 +69,15 @@ class PaddleBackend(Backend):
         # named Sequential).
         parent._sub_layers[name] = new
 
+    def after_surgery(self, root: Any) -> None:
+        """Drop the programs ``paddle.jit.to_static(full_graph=True)`` cached for ``root``
+        and its sublayers, so the next call re-traces the changed structure instead of
+        silently running the old program (the default SOT mode re-checks on its own)."""
+        for _, layer in root.named_sublayers(include_self=True):
+            cache = getattr(layer.__dict__.get("forward"), "_program_cache", None)
+            if cache is not None:
+                cache.clear()
+
     def identity(self) -> Any:
         return _nn().Identity()
 
@@ -93,9 +102,10 @@ class PaddleBackend(Backend):
         for name, layer in model.named_sublayers(include_self=True):
             if isinstance(layer.__dict__.get("forward"), ASTStaticFunction):
                 raise UnsupportedOperation(
-                    f"update_res: {name or 'the model'} was converted with paddle.jit.to_static("
-                    "full_graph=True), whose forward hooks run once, at trace time, on symbolic values; "
-                    "run the model in dygraph mode or convert it with the default full_graph=False", "hooks")
+                    f"{name or 'the model'} was converted with paddle.jit.to_static(full_graph=True), whose "
+                    "forward hooks run once, at trace time, on symbolic values, so theseus cannot capture "
+                    "outputs from it; capture first (theseus.extract/features/update_res) and convert the "
+                    "result, or convert with the default full_graph=False", "hooks")
 
     # -- tensors -----------------------------------------------------------------------
     def to_numpy(self, tensor: Any) -> np.ndarray:

@@ -18,8 +18,9 @@ class TheseusWrapper(nn.Layer):
         self.model = model
         self._theseus_forward = forward
 
-    def forward(self, *inputs: Any) -> Any:
-        return self._theseus_forward(*inputs)
+    def forward(self, x: Any, *inputs: Any) -> Any:
+        # An explicit first argument: paddle.jit.to_static rejects a bare ``*inputs``.
+        return self._theseus_forward(x, *inputs)
 
 
 _classes: dict[str, type] = {}
