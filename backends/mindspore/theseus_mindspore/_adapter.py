@@ -7,8 +7,11 @@ point never imports it. The MindSpore traps handled here:
   ``construct`` iterates a cached list): replacement goes through ``seq[i] = new``.
 * Parameter names are fixed when a cell is attached (relative to its immediate parent):
   ``after_surgery`` renames every parameter structurally, keeping the root's own prefix.
-* GRAPH_MODE compiles hooks in and silently drops their Python side effects:
-  ``check_hooks_usable`` refuses it, and surgery clears the compiled-graph caches.
+* GRAPH_MODE / ``mindspore.jit`` compile hooks in and silently drop their Python side
+  effects: ``check_hooks_usable`` refuses GRAPH_MODE; a theseus hook that is compiled anyway
+  (mode switched later, a jitted caller) raises a RuntimeError with a clear message; hook
+  changes and surgery drop compiled graphs, which would otherwise keep running stale.
+* PyNative forwards are not thread-safe (wrong values from concurrent threads): no "threads".
 * ``asnumpy()`` shares memory and ``Parameter.set_data`` silently reshapes: export copies,
   import writes exact shapes and dtypes.
 """
@@ -42,12 +45,6 @@ def _ms():
 
 def _nn():
     return _ms().nn
-
-
-def _run_in_jit() -> Callable[[], bool]:
-    from ._runtime import in_jit
-
-    return in_jit
 
 
 def _drop_compiled() -> None:
@@ -103,7 +100,7 @@ def _params_by_structure(root: Any) -> list[tuple[str, Any]]:
 
 
 class MindSporeBackend(Backend):
-    """theseus backend for ``mindspore.nn.Cell`` models (PyNative mode)."""
+    """theseus backend for ``mindspore.nn.Cell`` models (hooks need PyNative mode, the default)."""
 
     name = "mindspore"
     framework = "mindspore"
@@ -161,7 +158,7 @@ class MindSporeBackend(Backend):
 
     # -- hooks -------------------------------------------------------------------------
     def add_forward_hook(self, layer: Any, fn: Callable) -> HookHandle:
-        in_jit = _run_in_jit()
+        from ._runtime import in_jit
 
         def post(cell, args, output):
             if in_jit():  # constant-folded by the graph compiler: fn is then never compiled
@@ -171,7 +168,7 @@ class MindSporeBackend(Backend):
         return _handle(layer.register_forward_hook(post))
 
     def add_forward_pre_hook(self, layer: Any, fn: Callable) -> HookHandle:
-        in_jit = _run_in_jit()
+        from ._runtime import in_jit
 
         def pre(cell, args):
             if in_jit():

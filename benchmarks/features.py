@@ -1,0 +1,57 @@
+"""Cost of theseus.features, as ratios against the plain forward of the same run.
+
+1. features() (all five stages) vs the plain MobileNetV1 forward (target <= 1.02; the
+   feature model skips the classifier head, so it may be below 1).
+2. features(out_indices=[2]) (stops after blocks[4]) vs the full forward, next to the
+   fraction of MACs it keeps.
+
+Run:  python benchmarks/features.py [--backend torch ...] [--batch 8] [--reps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import theseus
+from _common import interleaved, load, macs_per_layer
+
+
+def bench(name: str, batch: int, reps: int) -> dict:
+    pkg, backend = load(name)
+    x = backend.from_numpy(np.random.RandomState(0).standard_normal((batch, 3, 224, 224)).astype(np.float32))
+    plain = pkg.MobileNetV1()
+    backend.set_training(plain, False)
+    feat_all = theseus.features(plain)
+    feat_2 = theseus.features(plain, out_indices=[2])
+    t = interleaved({
+        "plain": lambda: backend.infer(plain, x),
+        "all": lambda: backend.infer(feat_all, x),
+        "two": lambda: backend.infer(feat_2, x),
+    }, reps)
+    macs = macs_per_layer(backend, plain, x)
+    kept = sum(v for d, v in macs.items() if d.startswith(("conv",) + tuple(f"blocks[{i}]" for i in range(5))))
+    return {"plain_ms": 1e3 * t["plain"], "all": t["all"] / t["plain"], "two": t["two"] / t["plain"],
+            "kept": kept / sum(macs.values())}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", action="append")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=20)
+    args = ap.parse_args(argv)
+    names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
+    print(f"MobileNetV1, batch {args.batch}, 224x224, eval, median of {args.reps} interleaved runs")
+    print(f"{'backend':<10} {'plain ms':>9} {'features()/plain':>17} {'features([2])/plain':>20} "
+          f"{'kept MACs':>10} {'gap (points)':>13}")
+    for n in names:
+        r = bench(n, args.batch, args.reps)
+        print(f"{n:<10} {r['plain_ms']:>9.1f} {r['all']:>17.3f} {r['two']:>20.3f} {r['kept']:>10.3f} "
+              f"{100 * (r['two'] - r['kept']):>+13.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
