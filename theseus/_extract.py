@@ -27,6 +27,13 @@ class _Stop(Exception):
     """Raised by the last capture hook to end the forward early (never escapes)."""
 
 
+_serial_locks: dict[str, threading.Lock] = {}
+
+
+def _serial_lock(name: str) -> threading.Lock:
+    return _serial_locks.setdefault(name, threading.Lock())
+
+
 def _remove_all(handles: list) -> None:
     for h in handles:
         h.remove()
@@ -63,6 +70,12 @@ class _Collector:
 
     def run(self, *inputs: Any) -> tuple[dict, Any]:
         self.backend.check_hooks_usable(self.model)
+        if "threads" in self.backend.capabilities:
+            return self._run(inputs)
+        with _serial_lock(self.backend.name):  # the framework is not thread-safe: one call at a time
+            return self._run(inputs)
+
+    def _run(self, inputs: tuple) -> tuple[dict, Any]:
         buf: dict = {}
         self.local.buf = buf
         out = None

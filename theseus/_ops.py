@@ -108,15 +108,18 @@ class _Capture:
     pre-hook on the root, so concurrent forwards never see each other's features.
     """
 
-    def __init__(self, backend: Backend, model: Any, targets: dict[str, Any]) -> None:
+    def __init__(self, backend: Backend, model: Any, targets: dict[str, Any], patterns: list) -> None:
         self.backend = backend
+        self.model = model
+        self.patterns = patterns
         self.keys = list(targets)
         self.local = threading.local()
         self.handles = []
         b = backend
         self.handles.append(b.add_forward_pre_hook(model, self._start))
         for key, layer in targets.items():
-            self.handles.append(b.add_forward_hook(layer, self._store(key)))
+            if layer is not None:
+                self.handles.append(b.add_forward_hook(layer, self._store(key)))
         self.handles.append(b.add_forward_hook(model, self._finish))
 
     def _start(self, layer: Any, inputs: tuple) -> None:
@@ -154,6 +157,17 @@ class _Capture:
             h.remove()
         self.handles = []
 
+    def rebuilt(self) -> "_Capture":
+        """The same capture on the current structure (after a layer was replaced)."""
+        self.remove()
+        targets: dict[str, Any] = {}
+        for p in self.patterns:
+            try:
+                targets.update((n.text, n.layer) for _, n in _resolve_nodes(self.backend, self.model, [p]))
+            except LayerNotFoundError:  # the layer is gone: the next forward says so
+                targets[str(p)] = None
+        return _Capture(self.backend, self.model, targets, self.patterns)
+
 
 def update_res(model: Any, patterns: Patterns) -> dict[str, Any]:
     """Make ``model(x)`` also return the outputs of the given layers.
@@ -182,7 +196,7 @@ def update_res(model: Any, patterns: Patterns) -> dict[str, Any]:
         rec.capture.remove()
         rec.capture = None
     if targets:
-        rec.capture = _Capture(backend, model, targets)
+        rec.capture = _Capture(backend, model, targets, pats)
     return dict(targets)
 
 

@@ -72,5 +72,8 @@ def replace_all(backend: Backend, model: Any, items: list[tuple[Any, str, Any, A
         backend.after_surgery(model)
         raise
     if done:
-        record_of(model).replacements.extend(done)
+        rec = record_of(model)
+        rec.replacements.extend(done)
+        if rec.capture is not None:  # captures follow descriptors, not the replaced objects
+            rec.capture = rec.capture.rebuilt()
         backend.after_surgery(model)

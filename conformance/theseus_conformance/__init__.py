@@ -13,6 +13,7 @@ from ._tests_numeric import BaseNumericTests, BaseStateTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
 from ._tests_surgery import (
     BaseBadInputTests,
+    BaseCaptureFollowsSurgeryTests,
     BaseResetTests,
     BaseStopAfterTests,
     BaseUpdateResTests,
@@ -21,6 +22,7 @@ from ._tests_surgery import (
 
 __all__ = [
     "BaseBadInputTests",
+    "BaseCaptureFollowsSurgeryTests",
     "BaseDescriptorTests",
     "BaseNumericTests",
     "BaseStateTests",
@@ -50,6 +52,7 @@ class ConformanceSuite(
     BaseUpgradeTests,
     BaseResetTests,
     BaseBadInputTests,
+    BaseCaptureFollowsSurgeryTests,
     BaseExtractTests,
     BaseFeaturesTests,
     BaseFreezeTests,

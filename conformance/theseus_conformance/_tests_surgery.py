@@ -258,3 +258,23 @@ class BaseBadInputTests:
     def test_wrong_types(self, net, bad):
         with pytest.raises(theseus.TheseusError):
             theseus.resolve(net, bad)
+
+
+@requires("hooks")
+class BaseCaptureFollowsSurgeryTests:
+    def test_capture_follows_a_replaced_layer(self, build, backend, run):
+        model = build(["seq", [["relu"], ["identity"]]])
+        x = _small()
+        theseus.update_res(model, ["[0]"])
+        np.testing.assert_array_equal(run(model, x)["[0]"], np.maximum(x, 0))
+        theseus.upgrade_sublayer(model, "[0]", lambda layer, p: build(["identity"]))
+        out = run(model, x)
+        assert list(out) == ["output", "[0]"]
+        np.testing.assert_array_equal(out["[0]"], x)
+
+    def test_capture_of_a_removed_layer_says_so(self, net, image):
+        theseus.update_res(net, ["blocks[11].depthwise_conv.conv"])
+        theseus.stop_after(net, "blocks[5]")
+        backend = theseus.backend_of(net)
+        with pytest.raises(Exception, match=r"blocks\[11\]\.depthwise_conv\.conv did not run"):
+            backend.infer(net, backend.from_numpy(image[:1]))
