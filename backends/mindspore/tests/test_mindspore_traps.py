@@ -327,3 +327,38 @@ def test_graph_mode_never_returns_stale_or_empty_captures():
         "jit_after_surgery": [1, 3],
         "graph_after_surgery": [1, 3],
     }
+
+
+def test_extract_and_features_modules_refuse_graph_mode_clearly():
+    r = _run("""
+        import json, numpy as np, mindspore as ms, theseus
+        from theseus_mindspore._zoo import build
+        from theseus_conformance import spec
+        m = build(spec.RESNETISH)
+        m.set_train(False)
+        x = ms.Tensor(np.random.RandomState(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
+        ext = theseus.extract(m, ["layer1[1]", "layer2"])
+        feat = theseus.features(m, input_shape=(1, 3, 16, 16))
+        res = {"pynative": [list(v.shape) for v in ext(x).values()] + [list(v.shape) for v in feat(x)]}
+        ms.set_context(mode=ms.GRAPH_MODE)
+        for name, mod in (("extract", ext), ("features", feat)):
+            try:
+                mod(x); res[name] = "ran"
+            except theseus.UnsupportedOperation as e:
+                res[name] = [e.capability, "PyNative" in str(e)]
+        ms.set_context(mode=ms.PYNATIVE_MODE)
+        jitted = ms.jit(ext.construct)
+        try:
+            jitted(x); res["jit"] = "ran"
+        except RuntimeError as e:
+            res["jit"] = "PyNative" in str(e)
+        res["pynative_again"] = [list(v.shape) for v in ext(x).values()]
+        print("RESULT " + json.dumps(res))
+    """)
+    assert r == {
+        "pynative": [[2, 8, 8, 8], [2, 16, 4, 4], [2, 8, 8, 8], [2, 16, 4, 4]],
+        "extract": ["hooks", True],
+        "features": ["hooks", True],
+        "jit": True,
+        "pynative_again": [[2, 8, 8, 8], [2, 16, 4, 4]],
+    }

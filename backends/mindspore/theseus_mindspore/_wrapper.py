@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ._runtime import mindspore
+from ._runtime import in_jit, mindspore
+
+_GRAPH_MSG = ("theseus.extract/features modules collect layer outputs with Python hooks, which MindSpore "
+              "GRAPH_MODE and mindspore.jit compile away; call them in PyNative mode "
+              "(mindspore.set_context(mode=mindspore.PYNATIVE_MODE))")
 
 nn = mindspore.nn
 
@@ -24,7 +28,16 @@ class TheseusWrapper(nn.Cell):
         self.model = model
         self._theseus_forward = forward
 
+    def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
+        if mindspore.get_context("mode") == mindspore.GRAPH_MODE:
+            from theseus import UnsupportedOperation
+
+            raise UnsupportedOperation(_GRAPH_MSG, "hooks")
+        return super().__call__(*inputs, **kwargs)
+
     def construct(self, *inputs: Any) -> Any:
+        if in_jit():  # constant-folded by the graph compiler: the Python forward is never compiled
+            raise RuntimeError(_GRAPH_MSG)
         return self._theseus_forward(*inputs)
 
 
