@@ -15,6 +15,7 @@ def _blocks():
 
 
 @pytest.mark.parametrize("index", range(len(_blocks())))
-def test_readme_example_runs(index):
+def test_readme_example_runs(index, tmp_path, monkeypatch):
     pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)  # examples may write files
     exec(compile(_blocks()[index], f"README.md[python block {index}]", "exec"), {})
