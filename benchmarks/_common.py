@@ -59,3 +59,24 @@ def macs_per_layer(backend: Any, model: Any, x: Any) -> dict[str, int]:
         elif w.ndim == 2:    # linear [out, in]
             macs[d] = int(w.shape[0] * w.shape[1])
     return macs
+
+
+def time_share(backend: Any, model: Any, x: Any, last: str, reps: int = 5) -> float:
+    """Median fraction of the plain forward's wall time spent up to the end of ``last``
+    (timestamps from a pre-hook on the model and a post-hook on ``last``)."""
+    marks: dict[str, float] = {}
+    layer = theseus.resolve(model, last)[last]
+    handles = [
+        backend.add_forward_pre_hook(model, lambda m, i: marks.__setitem__("start", time.perf_counter())),
+        backend.add_forward_hook(layer, lambda m, i, o: marks.__setitem__("last", time.perf_counter())),
+        backend.add_forward_hook(model, lambda m, i, o: marks.__setitem__("end", time.perf_counter())),
+    ]
+    shares = []
+    try:
+        for _ in range(reps):
+            backend.infer(model, x)
+            shares.append((marks["last"] - marks["start"]) / (marks["end"] - marks["start"]))
+    finally:
+        for h in handles:
+            h.remove()
+    return statistics.median(shares)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-__all__ = ["Fixtures", "requires", "to_numpy_tree"]
+__all__ = ["Fixtures", "requires", "to_numpy_tree", "from_threads"]
 
 
 def requires(*capabilities: str) -> Callable:
@@ -32,6 +32,40 @@ def to_numpy_tree(backend: Any, out: Any) -> Any:
     if isinstance(out, (list, tuple)):
         return type(out)(to_numpy_tree(backend, v) for v in out)
     return backend.to_numpy(out)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return bool(np.array_equal(a, b))
+
+
+def from_threads(call: Callable[[Any], Any], inputs: list, calls: int = 50) -> list:
+    """Call ``call(inputs[i])`` ``calls`` times from one thread per input, all at once;
+    return the problems: ``(thread, reason)`` for any result that differs from a
+    single-threaded run on the same input, or any exception. Empty means thread-safe."""
+    import threading
+
+    expected = [call(x) for x in inputs]
+    problems: list = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(calls):
+                if not _equal(call(inputs[i]), expected[i]):
+                    problems.append((i, "another thread's result"))
+                    return
+        except Exception as err:  # reported to the test
+            problems.append((i, repr(err)))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return problems
 
 
 class Fixtures:

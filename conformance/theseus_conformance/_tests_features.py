@@ -9,7 +9,7 @@ import theseus
 from theseus._compare import run_capturing
 
 from . import spec
-from ._fixtures import requires
+from ._fixtures import from_threads, requires
 
 STAGES = [
     {"name": "blocks[0]", "channels": 64, "reduction": 2, "index": 0},
@@ -133,31 +133,11 @@ class BaseFeaturesTests:
     def test_feature_model_is_safe_from_threads(self, build, backend, run):
         """8 threads x 50 forwards; theseus serialises the calls where the framework is not
         thread-safe (backends without the 'threads' capability)."""
-        import threading
-
         model = build(spec.RESNETISH)
         backend.set_training(model, False)
         feat = theseus.features(model, input_shape=(1, 3, 16, 16))
         inputs = [_x((1, 3, 16, 16), seed=i) for i in range(8)]
-        expected = [run(feat, x) for x in inputs]
-        bad: list = []
-
-        def work(i: int) -> None:
-            try:
-                for _ in range(50):
-                    got = run(feat, inputs[i])
-                    if not all(np.array_equal(a, b) for a, b in zip(got, expected[i])):
-                        bad.append(i)
-                        return
-            except Exception as err:  # pragma: no cover - reported below
-                bad.append(repr(err))
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert bad == []
+        assert from_threads(lambda x: run(feat, x), inputs, calls=50) == []
 
     def test_explicit_stages(self, build):
         model = build(spec.RESNETISH)

@@ -3,7 +3,6 @@ seed's exact outcomes, atomicity and thread safety, on every backend."""
 
 from __future__ import annotations
 
-import threading
 import warnings
 
 import numpy as np
@@ -13,7 +12,7 @@ import theseus
 
 from . import _expected as E
 from . import spec
-from ._fixtures import requires
+from ._fixtures import from_threads, requires
 
 
 def _types(backend, model):
@@ -119,26 +118,7 @@ class BaseUpdateResTests:
         backend.set_training(model, False)
         theseus.update_res(model, ["stages[0]", "stages[1]", "res"])
         inputs = [_small(n=1, seed=i) for i in range(8)]
-        expected = [run(model, x) for x in inputs]
-        errors: list = []
-
-        def work(i: int) -> None:
-            try:
-                for _ in range(50):
-                    got = run(model, inputs[i])
-                    for k in expected[i]:
-                        if not np.array_equal(got[k], expected[i][k]):
-                            errors.append((i, k))
-                            return
-            except Exception as err:  # pragma: no cover - reported below
-                errors.append((i, repr(err)))
-
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert errors == []
+        assert from_threads(lambda x: run(model, x), inputs, calls=50) == []
 
     def test_bad_pattern_changes_nothing(self, net, run, image):
         theseus.update_res(net, ["blocks[0]"])
