@@ -12,7 +12,7 @@ from typing import Any, Union
 
 from ._backend import Backend, backend_of
 from ._errors import InvalidArgumentError, InvalidReplacementError, LayerNotFoundError, UnsupportedOperation
-from ._grammar import parse
+from ._grammar import Descriptor, parse
 from ._record import peek_record, record_of, replace_all
 from ._walk import Node, PatternLike, children_of, lookup, match, walk
 
@@ -26,7 +26,7 @@ def _as_list(patterns: Patterns, what: str) -> list:
         patterns = [patterns]
     out = list(patterns)
     for p in out:
-        if not isinstance(p, str) and type(p).__name__ != "Descriptor":
+        if not isinstance(p, (str, Descriptor)):
             raise InvalidArgumentError(f"{what} takes descriptor strings, got {type(p).__name__} {p!r}; "
                              "e.g. ['blocks[0]', 'blocks[2]']")
     return out
@@ -34,14 +34,13 @@ def _as_list(patterns: Patterns, what: str) -> list:
 
 def _resolve_nodes(backend: Backend, model: Any, patterns: list) -> list[tuple[str, Node]]:
     """``(pattern_text, node)`` for every match of every pattern; duplicates dropped."""
-    seen: set[int] = set()
+    seen: set[str] = set()
     out = []
     for p in patterns:
         for node in match(backend, model, p):
-            if id(node.layer) in seen and any(n.text == node.text for _, n in out):
-                continue
-            seen.add(id(node.layer))
-            out.append((str(p), node))
+            if node.text not in seen:
+                seen.add(node.text)
+                out.append((str(p), node))
     return out
 
 
