@@ -3,7 +3,8 @@
 1. features() (all five stages) vs the plain MobileNetV1 forward (target <= 1.02; the
    feature model skips the classifier head, so it may be below 1).
 2. features(out_indices=[2]) (stops after blocks[4]) vs the full forward, next to the
-   fraction of MACs it keeps.
+   fraction of MACs it keeps and the measured share of the full forward's time spent up to
+   the end of blocks[4].
 
 Run:  python benchmarks/features.py [--backend torch ...] [--batch 8] [--reps 20]
 """
@@ -15,7 +16,7 @@ import argparse
 import numpy as np
 
 import theseus
-from _common import interleaved, load, macs_per_layer
+from _common import interleaved, load, macs_per_layer, time_share
 
 
 def bench(name: str, batch: int, reps: int) -> dict:
@@ -33,7 +34,7 @@ def bench(name: str, batch: int, reps: int) -> dict:
     macs = macs_per_layer(backend, plain, x)
     kept = sum(v for d, v in macs.items() if d.startswith(("conv",) + tuple(f"blocks[{i}]" for i in range(5))))
     return {"plain_ms": 1e3 * t["plain"], "all": t["all"] / t["plain"], "two": t["two"] / t["plain"],
-            "kept": kept / sum(macs.values())}
+            "kept": kept / sum(macs.values()), "share": time_share(backend, plain, x, "blocks[4]", max(3, reps // 2))}
 
 
 def main(argv=None) -> int:
@@ -45,11 +46,12 @@ def main(argv=None) -> int:
     names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
     print(f"MobileNetV1, batch {args.batch}, 224x224, eval, median of {args.reps} interleaved runs")
     print(f"{'backend':<10} {'plain ms':>9} {'features()/plain':>17} {'features([2])/plain':>20} "
-          f"{'kept MACs':>10} {'gap (points)':>13}")
+          f"{'kept MACs':>10} {'gap (points)':>13} {'time share':>11} {'gap (points)':>13}")
     for n in names:
         r = bench(n, args.batch, args.reps)
         print(f"{n:<10} {r['plain_ms']:>9.1f} {r['all']:>17.3f} {r['two']:>20.3f} {r['kept']:>10.3f} "
-              f"{100 * (r['two'] - r['kept']):>+13.1f}", flush=True)
+              f"{100 * (r['two'] - r['kept']):>+13.1f} {r['share']:>11.3f} {100 * (r['two'] - r['share']):>+13.1f}",
+              flush=True)
     return 0
 
 

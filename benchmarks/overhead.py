@@ -2,7 +2,8 @@
 
 1. update_res: MobileNetV1 with the seed's 4 captures vs the plain model (target <= 1.02).
 2. stop_after("blocks[5]"): truncated vs full forward, next to the fraction of MACs kept
-   (target: within 5 points).
+   (target: within 5 points) and the measured share of the full forward's time spent up
+   to the end of blocks[5] (what the truncated forward should cost if it adds nothing).
 
 Run:  python benchmarks/overhead.py [--backend torch ...] [--batch 8] [--reps 20]
 """
@@ -14,7 +15,7 @@ import argparse
 import numpy as np
 
 import theseus
-from _common import interleaved, load, macs_per_layer
+from _common import interleaved, load, macs_per_layer, time_share
 
 RETURN = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]"]
 
@@ -44,6 +45,7 @@ def bench(name: str, batch: int, reps: int) -> dict:
         "update_res_ratio": t["captured"] / t["plain"],
         "stop_after_ratio": t["cut"] / t["plain"],
         "kept_macs": kept / sum(full_macs.values()),
+        "time_share": time_share(backend, plain, x, "blocks[5]", reps=max(3, reps // 2)),
     }
 
 
@@ -56,12 +58,13 @@ def main(argv=None) -> int:
     names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
     print(f"MobileNetV1, batch {args.batch}, 224x224, eval, median of {args.reps} interleaved runs")
     print(f"{'backend':<10} {'plain ms':>9} {'update_res/plain':>17} {'stop_after(blocks[5])/full':>27} "
-          f"{'kept MACs':>10} {'gap (points)':>13}")
+          f"{'kept MACs':>10} {'gap (points)':>13} {'time share':>11} {'gap (points)':>13}")
     for n in names:
         r = bench(n, args.batch, args.reps)
         gap = 100 * (r["stop_after_ratio"] - r["kept_macs"])
+        gap_t = 100 * (r["stop_after_ratio"] - r["time_share"])
         print(f"{n:<10} {r['plain_ms']:>9.1f} {r['update_res_ratio']:>17.3f} {r['stop_after_ratio']:>27.3f} "
-              f"{r['kept_macs']:>10.3f} {gap:>+13.1f}", flush=True)
+              f"{r['kept_macs']:>10.3f} {gap:>+13.1f} {r['time_share']:>11.3f} {gap_t:>+13.1f}", flush=True)
     return 0
 
 

@@ -87,6 +87,9 @@ class Backend(ABC):
     framework: ClassVar[Optional[str]]
     install_hint: ClassVar[str] = ""
     capabilities: ClassVar[frozenset] = frozenset()
+    #: False when the framework's own eager forwards are wrong if run from several threads
+    #: at once; theseus then serialises the calls it controls (``lock_calls``, wrappers).
+    thread_safe: ClassVar[bool] = True
 
     # -- recognition and structure ---------------------------------------------------
     @abstractmethod
@@ -135,6 +138,11 @@ class Backend(ABC):
     @abstractmethod
     def add_forward_pre_hook(self, layer: Any, fn: Callable[[Any, tuple], Any]) -> HookHandle:
         """Call ``fn(layer, inputs)`` before each forward of ``layer``; return value ignored."""
+
+    def lock_calls(self, model: Any, lock: Any) -> HookHandle:
+        """Make every forward of ``model`` run while holding ``lock`` (a reentrant lock);
+        needed only when ``thread_safe`` is False. The handle undoes it."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot serialise forwards", "threads")
 
     def check_hooks_usable(self, model: Any) -> None:
         """Raise ``UnsupportedOperation`` when hooks cannot capture outputs right now
@@ -229,6 +237,16 @@ def _discover() -> dict[str, Any]:
         group = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
         _entry_points = {ep.name: ep for ep in group}
     return _entry_points
+
+
+_serial_locks: dict[str, Any] = {}
+
+
+def serial_lock(backend: Backend) -> Any:
+    """The process-wide reentrant lock that serialises forwards on a backend whose
+    framework is not thread-safe."""
+    with _lock:
+        return _serial_locks.setdefault(backend.name, threading.RLock())
 
 
 def register_backend(backend: Backend, *, replace: bool = False) -> None:

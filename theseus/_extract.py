@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ._backend import Backend, ContainerKind, backend_of
+from ._backend import Backend, ContainerKind, backend_of, serial_lock
 from ._errors import InvalidArgumentError, LayerNotFoundError, UnsupportedOperation
 from ._ops import Patterns, _as_list, _resolve_nodes
 from ._walk import Node, children_of, root_node
@@ -25,13 +25,6 @@ __all__ = ["extract", "features", "FeatureInfo"]
 
 class _Stop(Exception):
     """Raised by the last capture hook to end the forward early (never escapes)."""
-
-
-_serial_locks: dict[str, threading.Lock] = {}
-
-
-def _serial_lock(name: str) -> threading.Lock:
-    return _serial_locks.setdefault(name, threading.Lock())
 
 
 def _remove_all(handles: list) -> None:
@@ -70,9 +63,9 @@ class _Collector:
 
     def run(self, *inputs: Any) -> tuple[dict, Any]:
         self.backend.check_hooks_usable(self.model)
-        if "threads" in self.backend.capabilities:
+        if self.backend.thread_safe:
             return self._run(inputs)
-        with _serial_lock(self.backend.name):  # the framework is not thread-safe: one call at a time
+        with serial_lock(self.backend):  # the framework is not thread-safe: one call at a time
             return self._run(inputs)
 
     def _run(self, inputs: tuple) -> tuple[dict, Any]:

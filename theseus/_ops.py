@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Union
 
-from ._backend import Backend, backend_of
+from ._backend import Backend, backend_of, serial_lock
 from ._errors import InvalidArgumentError, InvalidReplacementError, LayerNotFoundError, UnsupportedOperation
 from ._grammar import Descriptor, parse
 from ._record import peek_record, record_of, replace_all
@@ -120,6 +120,8 @@ class _Capture:
             if layer is not None:
                 self.handles.append(b.add_forward_hook(layer, self._store(key)))
         self.handles.append(b.add_forward_hook(model, self._finish))
+        if not b.thread_safe:  # concurrent forwards would be wrong: run them one at a time
+            self.handles.append(b.lock_calls(model, serial_lock(b)))
 
     def _start(self, layer: Any, inputs: tuple) -> None:
         self.local.buf = {}

@@ -11,7 +11,8 @@ point never imports it. The MindSpore traps handled here:
   effects: ``check_hooks_usable`` refuses GRAPH_MODE; a theseus hook that is compiled anyway
   (mode switched later, a jitted caller) raises a RuntimeError with a clear message; hook
   changes and surgery drop compiled graphs, which would otherwise keep running stale.
-* PyNative forwards are not thread-safe (wrong values from concurrent threads): no "threads".
+* PyNative forwards are not thread-safe (wrong values from concurrent threads): ``thread_safe``
+  is False and theseus serialises the forwards it controls (``lock_calls``, wrappers).
 * ``asnumpy()`` shares memory and ``Parameter.set_data`` silently reshapes: export copies,
   import writes exact shapes and dtypes.
 """
@@ -35,6 +36,26 @@ _GRAPH_MSG = ("theseus hooks (update_res captures) cannot run in MindSpore GRAPH
               "the compiled graph drops their Python side effects, so captured outputs would be missing. "
               "Run the model in PyNative mode, or call theseus.update_res(model, []) / theseus.reset(model) "
               "before compiling it.")
+
+
+_locked_classes: dict = {}
+
+
+def _locked_class(cls: type, lock: Any) -> type:
+    """A subclass of ``cls`` with the same name whose calls hold ``lock`` in PyNative."""
+    key = (cls, id(lock))
+    if key not in _locked_classes:
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            ms = _ms()
+            if ms.get_context("mode") == ms.GRAPH_MODE:
+                return cls.__call__(self, *args, **kwargs)
+            with lock:
+                return cls.__call__(self, *args, **kwargs)
+
+        _locked_classes[key] = type(cls.__name__, (cls,), {
+            "__call__": __call__, "_theseus_locked": True, "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__})
+    return _locked_classes[key]
 
 
 def _ms():
@@ -106,9 +127,11 @@ class MindSporeBackend(Backend):
     framework = "mindspore"
     install_hint = "pip install theseus-mindspore"
     conformance_module = "theseus_mindspore.conformance"
-    # No "threads": MindSpore 2.10 PyNative gives wrong results when forwards run concurrently
-    # from several threads, even on separate cells without hooks (measured: 8 threads x 50).
-    capabilities = frozenset({"hooks", "state", "wrap", "freeze", "gradients", "train_eval"})
+    # MindSpore 2.10 PyNative gives wrong results when forwards run concurrently from several
+    # threads, even on separate cells without hooks (measured: 8 threads x 50), so theseus
+    # serialises the forwards of models it captures from ("threads" holds through lock_calls).
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
+    thread_safe = False
 
     # -- structure ---------------------------------------------------------------------
     def is_layer(self, obj: Any) -> bool:
@@ -177,6 +200,21 @@ class MindSporeBackend(Backend):
             return None  # a MindSpore pre-hook's return value would replace the inputs
 
         return _handle(layer.register_forward_pre_hook(pre))
+
+    def lock_calls(self, model: Any, lock: Any) -> HookHandle:
+        """Run every call of ``model`` under ``lock``: the instance gets a same-named
+        subclass whose ``__call__`` holds the lock (``construct`` itself must stay
+        parseable by the graph compiler). The handle restores the original class."""
+        original = type(model)
+        if getattr(original, "_theseus_locked", False):
+            return HookHandle(lambda: None)
+        model.__class__ = _locked_class(original, lock)
+
+        def undo() -> None:
+            if type(model) is not original:
+                model.__class__ = original
+
+        return HookHandle(undo)
 
     def check_hooks_usable(self, model: Any) -> None:
         ms = _ms()
