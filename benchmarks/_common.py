@@ -21,15 +21,17 @@ def load(name: str):
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved so drift hits all alike."""
+    """Median seconds per call of each function, calls interleaved (in rotating order) so
+    drift and position effects hit all alike."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for k, f in fns.items():
+    order = list(fns)
+    for r in range(reps):
+        for k in order[r % len(order):] + order[:r % len(order)]:  # rotate: no position bias
             t = time.perf_counter()
-            f()
+            fns[k]()
             times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
