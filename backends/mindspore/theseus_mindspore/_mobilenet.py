@@ -11,6 +11,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from theseus.architectures import MOBILENET_V1_BLOCKS
+
 from ._layer import TheseusLayer
 from ._runtime import mindspore
 
@@ -18,13 +20,7 @@ nn = mindspore.nn
 
 __all__ = ["MobileNetV1", "ConvBNLayer", "DepthwiseSeparable", "BLOCK_CONFIG"]
 
-#: (in, out1, out2, groups, stride) per block before scaling, as in PaddleClas.
-BLOCK_CONFIG = [
-    (32, 32, 64, 32, 1), (64, 64, 128, 64, 2), (128, 128, 128, 128, 1), (128, 128, 256, 128, 2),
-    (256, 256, 256, 256, 1), (256, 256, 512, 256, 2), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1),
-    (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 1024, 512, 2),
-    (1024, 1024, 1024, 1024, 1),
-]
+BLOCK_CONFIG = MOBILENET_V1_BLOCKS  # (in, out1, out2, groups, stride) per block, before scaling
 
 
 class ConvBNLayer(TheseusLayer):

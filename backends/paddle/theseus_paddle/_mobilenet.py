@@ -8,17 +8,13 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from theseus.architectures import MOBILENET_V1_BLOCKS
+
 from ._layer import TheseusLayer
 
 __all__ = ["MobileNetV1", "ConvBNLayer", "DepthwiseSeparable", "BLOCK_CONFIG"]
 
-#: (in, out1, out2, groups, stride) per block before scaling, as in PaddleClas.
-BLOCK_CONFIG = [
-    (32, 32, 64, 32, 1), (64, 64, 128, 64, 2), (128, 128, 128, 128, 1), (128, 128, 256, 128, 2),
-    (256, 256, 256, 256, 1), (256, 256, 512, 256, 2), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1),
-    (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 512, 512, 1), (512, 512, 1024, 512, 2),
-    (1024, 1024, 1024, 1024, 1),
-]
+BLOCK_CONFIG = MOBILENET_V1_BLOCKS  # (in, out1, out2, groups, stride) per block, before scaling
 
 
 class ConvBNLayer(TheseusLayer):
