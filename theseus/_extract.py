@@ -18,7 +18,7 @@ import numpy as np
 from ._backend import Backend, ContainerKind, backend_of, serial_lock
 from ._errors import InvalidArgumentError, LayerNotFoundError, UnsupportedOperation
 from ._ops import Patterns, _as_list, _resolve_nodes
-from ._walk import Node, children_of, root_node
+from ._walk import Node, children_of, eval_mode, root_node
 
 __all__ = ["extract", "features", "FeatureInfo"]
 
@@ -178,15 +178,12 @@ def _probe(backend: Backend, model: Any, nodes: list[Node], input_shape: Sequenc
             if threading.get_ident() == me:
                 order.append((n, backend.shape(output)))
         handles.append(backend.add_forward_hook(n.layer, hook))
-    was_training = backend.is_training(model)
-    backend.set_training(model, False)
     try:
-        backend.infer(model, backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32)))
+        with eval_mode(backend, model):
+            backend.infer(model, backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32)))
     finally:
         for h in handles:
             h.remove()
-        if was_training:
-            backend.set_training(model, True)
     return order
 
 

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Optional, Sequence
 
 from ._backend import backend_of
-from ._walk import children_of, root_node
+from ._walk import children_of, eval_mode, root_node
 
 __all__ = ["tree"]
 
@@ -28,8 +28,9 @@ def tree(model: Any, input_shape: Optional[Sequence[int]] = None) -> str:
 
     Args:
         model: a model of any registered backend.
-        input_shape: if given (e.g. ``(1, 3, 224, 224)``), one forward on zeros measures
-            each layer's output shape, shown after an arrow.
+        input_shape: if given (e.g. ``(1, 3, 224, 224)``), one forward on zeros, in eval
+            mode, measures each layer's output shape, shown after an arrow; the model's
+            training flags and running statistics are left as they were.
 
     Example:
         >>> print(theseus.tree(net).splitlines()[1])   # doctest: +SKIP
@@ -60,7 +61,8 @@ def tree(model: Any, input_shape: Optional[Sequence[int]] = None) -> str:
             for n in nodes:
                 handles.append(backend.add_forward_hook(n.layer, hook_for(id(n.layer))))
             x = backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32))
-            backend.infer(model, x)
+            with eval_mode(backend, model):
+                backend.infer(model, x)
         finally:
             for h in handles:
                 h.remove()

@@ -5,6 +5,7 @@ Framework-free: only ``Backend.children`` and ``Backend.container_kind`` are use
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import re
@@ -15,7 +16,7 @@ from ._backend import Backend, ContainerKind
 from ._errors import LayerNotFoundError, NotALayerError
 from ._grammar import AnyChild, AnyDepth, Attr, Descriptor, Index, Key, Slice, parse
 
-__all__ = ["Node", "walk", "lookup", "match", "PatternLike"]
+__all__ = ["Node", "walk", "lookup", "match", "PatternLike", "eval_mode"]
 
 PatternLike = Union[str, Descriptor]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -197,3 +198,17 @@ def match(backend: Backend, model: Any, pattern: PatternLike) -> list[Node]:
     if not out:
         raise _not_found(backend, model, text, root_node(model), f"pattern {text!r} matches no layer")
     return out
+
+
+@contextlib.contextmanager
+def eval_mode(backend: Backend, model: Any) -> Iterator[None]:
+    """Run a probe forward in eval mode (no running statistics change), then put every
+    layer's own training flag back exactly as it was (mixed modes included)."""
+    layers = [model] + [n.layer for n in walk(backend, model)]
+    flags = [backend.is_training(layer) for layer in layers]
+    backend.set_training(model, False)
+    try:
+        yield
+    finally:
+        for layer, flag in zip(layers, flags):
+            backend.set_training(layer, flag, recurse=False)

@@ -8,7 +8,7 @@ in a test module named ``test_*.py`` and override the ``backend``, ``mobilenet``
 from __future__ import annotations
 
 from ._fixtures import Fixtures, requires, to_numpy_tree
-from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests
+from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests
 from ._tests_numeric import BaseNumericTests, BaseStateTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
 from ._tests_surgery import (
@@ -25,6 +25,7 @@ __all__ = [
     "BaseCaptureFollowsSurgeryTests",
     "BaseDescriptorTests",
     "BaseNumericTests",
+    "BaseProbeLeavesModelAloneTests",
     "BaseStateTests",
     "BaseExtractTests",
     "BaseFeaturesTests",
@@ -56,6 +57,7 @@ class ConformanceSuite(
     BaseExtractTests,
     BaseFeaturesTests,
     BaseFreezeTests,
+    BaseProbeLeavesModelAloneTests,
     BaseStateTests,
     BaseNumericTests,
 ):

@@ -179,3 +179,19 @@ class BaseFreezeTests:
         theseus.unfreeze(model)
         backend.set_training(model, True)
         assert backend.is_training(held)
+
+
+@requires("hooks", "wrap", "train_eval", "state")
+class BaseProbeLeavesModelAloneTests:
+    def test_probes_keep_modes_and_statistics(self, build, backend):
+        model = build(spec.RESNETISH)
+        backend.set_training(model, True)
+        held = theseus.resolve(model, "stem[1]")["stem[1]"]
+        backend.set_training(held, False, recurse=False)       # a mixed-mode model
+        flags = [backend.is_training(m) for m in theseus.resolve(model, "**").values()]
+        stats = theseus.state(model)
+        theseus.features(model, input_shape=(2, 3, 16, 16))
+        theseus.tree(model, input_shape=(2, 3, 16, 16))
+        assert [backend.is_training(m) for m in theseus.resolve(model, "**").values()] == flags
+        after = theseus.state(model)
+        assert all(np.array_equal(stats[k], after[k]) for k in stats)

@@ -362,3 +362,15 @@ def test_extract_and_features_modules_refuse_graph_mode_clearly():
         "jit": True,
         "pynative_again": [[2, 8, 8, 8], [2, 16, 4, 4]],
     }
+
+
+def test_suite_modules_collect_after_paddle_in_one_process():
+    """pytest collecting the paddle suite before the mindspore one (paddle imported first)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         os.path.join(root, "paddle", "theseus_paddle", "conformance.py"),
+         os.path.join(root, "mindspore", "theseus_mindspore", "conformance.py")],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "TestMindSporeConformance" in proc.stdout and "TestPaddleConformance" in proc.stdout

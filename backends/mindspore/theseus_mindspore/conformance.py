@@ -7,7 +7,7 @@ imported); nothing else in ``theseus_mindspore`` imports it.
 """
 
 import pytest
-import mindspore  # noqa: F401
+from theseus_mindspore._runtime import mindspore  # noqa: F401  (preloads its oneDNN: safe after paddle)
 
 import theseus
 from theseus_conformance import ConformanceSuite
