@@ -13,7 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from enum import Enum
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from ._errors import AmbiguousBackendError, BackendNotFoundError, TheseusError, UnsupportedOperation
 

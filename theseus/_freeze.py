@@ -11,7 +11,7 @@ from typing import Any
 from ._backend import backend_of
 from ._grammar import AnyDepth, parse
 from ._ops import Patterns, _as_list, _resolve_nodes
-from ._record import peek_record, record_of
+from ._record import record_of
 from ._walk import children_of, lookup, walk
 
 __all__ = ["freeze", "unfreeze", "freeze_before", "frozen"]

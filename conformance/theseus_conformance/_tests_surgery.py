@@ -3,7 +3,6 @@ seed's exact outcomes, atomicity and thread safety, on every backend."""
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ structure, so a scenario is written once and checked on every framework.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
 
 import torch
 import torch.nn as nn
