@@ -18,31 +18,29 @@ __all__ = ["freeze", "unfreeze", "freeze_before", "frozen"]
 
 
 def _targets(backend: Any, model: Any, patterns: Patterns) -> list:
+    """The layers to act on; a pattern that is exactly ``**`` means the whole model."""
     pats = _as_list(patterns, "freeze")
-    layers = []
-    for p in pats:
-        if parse(p).segments == (AnyDepth(),):   # "**" alone: the whole model, root included
-            layers.append(model)
-    layers += [n.layer for _, n in _resolve_nodes(backend, model, [p for p in pats if parse(p).segments != (AnyDepth(),)])]
-    return layers
+    whole = [p for p in pats if parse(p).segments == (AnyDepth(),)]
+    rest = [p for p in pats if p not in whole]
+    return [model] * bool(whole) + [n.layer for _, n in _resolve_nodes(backend, model, rest)]
 
 
 def _apply(backend: Any, model: Any, layers: list, flag: bool, norm_eval: bool) -> None:
     for layer in layers:
         for _, p in backend.parameters(layer):
             backend.set_trainable(p, flag)
+    if not flag and not norm_eval:
+        return
     rec = record_of(model)
-    if flag:
-        for layer in layers:
-            for n in [layer] + [x.layer for x in walk(backend, layer)]:
-                rec.remove_handles(f"norm_eval:{id(n)}")
-    elif norm_eval:
-        for layer in layers:
-            for n in [layer] + [x.layer for x in walk(backend, layer)]:
-                if backend.is_norm(n) and f"norm_eval:{id(n)}" not in rec.handles:
-                    backend.set_training(n, False, recurse=False)
-                    hold = backend.add_forward_pre_hook(n, lambda m, inputs: backend.set_training(m, False, recurse=False))
-                    rec.add_handles(f"norm_eval:{id(n)}", [hold])
+    subtree = [n for layer in layers for n in [layer] + [x.layer for x in walk(backend, layer)]]
+    for n in subtree:
+        key = f"norm_eval:{id(n)}"
+        if flag:
+            rec.remove_handles(key)
+        elif backend.is_norm(n) and key not in rec.handles:
+            backend.set_training(n, False, recurse=False)
+            hold = backend.add_forward_pre_hook(n, lambda m, inputs: backend.set_training(m, False, recurse=False))
+            rec.add_handles(key, [hold])
 
 
 def freeze(model: Any, patterns: Patterns = "**", norm_eval: bool = False) -> list[str]:
