@@ -42,7 +42,8 @@ from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgr
 from ._tree import tree
 from ._state import LoadReport, load_state, port, read_state, save_state, state
 from ._compare import CompareReport, compare
-from ._extract import FeatureInfo, extract, features
+from ._extract import extract
+from ._features import FeatureInfo, features
 from ._freeze import freeze, freeze_before, frozen, unfreeze
 
 __version__ = "0.1.0"
