@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ._backend import (
     CAPABILITIES,
+    CAPABILITY_TABLE,
     ENTRY_POINT_GROUP,
     Backend,
     ContainerKind,
@@ -68,6 +69,7 @@ __all__ = [
     "Backend",
     "BackendNotFoundError",
     "CAPABILITIES",
+    "CAPABILITY_TABLE",
     "ContainerKind",
     "Descriptor",
     "DescriptorSyntaxError",

@@ -13,7 +13,7 @@ import threading
 from abc import ABC, abstractmethod
 from enum import Enum
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional
 
 from ._errors import AmbiguousBackendError, BackendNotFoundError, TheseusError, UnsupportedOperation
 
@@ -25,6 +25,8 @@ __all__ = [
     "ContainerKind",
     "HookHandle",
     "CAPABILITIES",
+    "CAPABILITY_TABLE",
+    "Capability",
     "ENTRY_POINT_GROUP",
     "backend_of",
     "backends",
@@ -35,19 +37,37 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "theseus.backends"
 
-#: Capability names a backend may declare in ``Backend.capabilities``; the conformance
-#: suite turns a missing one into a skip that names it.
-CAPABILITIES = frozenset(
-    {
-        "hooks",          # forward hooks that can replace outputs (update_res, extract, features)
-        "threads",        # concurrent forwards of one model from several threads
-        "state",          # export/import of parameters in the neutral layout (state/load_state/port)
-        "wrap",           # build a new native module around a Python forward (extract, features)
-        "freeze",         # trainable flags
-        "gradients",      # Backend.gradients: one backward pass (checks that frozen means no gradient)
-        "train_eval",     # training/eval mode flags
-    }
-)
+class Capability(NamedTuple):
+    """One optional part of the Backend protocol: what it means and the ``Backend`` methods a
+    backend that declares it implements (the others keep defaults that raise
+    ``UnsupportedOperation``)."""
+
+    name: str
+    meaning: str
+    methods: tuple
+
+
+#: The one table of optional capabilities. A backend lists the ones it supports in
+#: ``Backend.capabilities``; the conformance suite skips a scenario that needs one it lacks,
+#: with a reason naming it, and checks that a declared one has its methods implemented.
+CAPABILITY_TABLE: dict[str, Capability] = {c.name: c for c in (
+    Capability("hooks", "forward hooks and pre-hooks; a forward hook may replace the output "
+               "(update_res, extract, features, tree with shapes, freeze norm_eval)",
+               ("add_forward_hook", "add_forward_pre_hook")),
+    Capability("threads", "one model may run forwards from several threads at once (per-thread captures)", ()),
+    Capability("state", "export/import of a layer's own weights in the neutral layout (state, load_state, port)",
+               ("export_local", "import_local")),
+    Capability("wrap", "build a new native layer around a Python forward (extract, features)", ("wrap",)),
+    Capability("freeze", "parameters with trainable flags (freeze, unfreeze, freeze_before, frozen)",
+               ("parameters", "is_trainable", "set_trainable")),
+    Capability("gradients", "one backward pass reporting which parameters received a gradient",
+               ("gradients",)),
+    Capability("train_eval", "training/eval mode flags per layer (probes restore them; norm_eval holds them)",
+               ("is_training", "set_training")),
+)}
+
+#: Capability names a backend may declare in ``Backend.capabilities``.
+CAPABILITIES = frozenset(CAPABILITY_TABLE)
 
 
 class ContainerKind(Enum):
@@ -128,16 +148,17 @@ class Backend(ABC):
         return type(layer).__name__
 
     # -- hooks -------------------------------------------------------------------------
-    @abstractmethod
     def add_forward_hook(self, layer: Any, fn: Callable[[Any, tuple, Any], Any]) -> HookHandle:
-        """Call ``fn(layer, inputs, output)`` after each forward of ``layer``.
+        """Call ``fn(layer, inputs, output)`` after each forward of ``layer`` (capability ``hooks``).
 
         A non-None return value replaces the layer's output (it may be a dict).
         """
+        raise self._lacks("hooks", "register forward hooks")
 
-    @abstractmethod
     def add_forward_pre_hook(self, layer: Any, fn: Callable[[Any, tuple], Any]) -> HookHandle:
-        """Call ``fn(layer, inputs)`` before each forward of ``layer``; return value ignored."""
+        """Call ``fn(layer, inputs)`` before each forward of ``layer``; return value ignored
+        (capability ``hooks``)."""
+        raise self._lacks("hooks", "register forward pre-hooks")
 
     def lock_calls(self, model: Any, lock: Any) -> HookHandle:
         """Make every forward of ``model`` run while holding ``lock`` (a reentrant lock);
@@ -167,53 +188,59 @@ class Backend(ABC):
         return model(*inputs)
 
     # -- modes and training ------------------------------------------------------------
-    @abstractmethod
     def is_training(self, layer: Any) -> bool:
-        """The layer's own training flag."""
+        """The layer's own training flag (capability ``train_eval``)."""
+        raise self._lacks("train_eval", "read training/eval modes")
 
-    @abstractmethod
     def set_training(self, layer: Any, mode: bool, recurse: bool = True) -> None:
-        """Set the training flag (of the layer only, or of its whole subtree)."""
+        """Set the training flag, of the layer only or of its whole subtree (capability
+        ``train_eval``)."""
+        raise self._lacks("train_eval", "set training/eval modes")
 
     def is_norm(self, layer: Any) -> bool:
         """True for normalisation layers with running statistics (BatchNorm-like)."""
         return False
 
-    @abstractmethod
     def parameters(self, layer: Any, recurse: bool = True) -> list[tuple[str, Any]]:
         """All parameters, frozen ones included, as ``(native_name, parameter)``; never
-        buffers or normalisation statistics."""
+        buffers or normalisation statistics (capability ``freeze``)."""
+        raise self._lacks("freeze", "list parameters")
 
-    @abstractmethod
     def is_trainable(self, param: Any) -> bool:
-        """Whether the parameter receives gradients."""
+        """Whether the parameter receives gradients (capability ``freeze``)."""
+        raise self._lacks("freeze", "read trainable flags")
 
-    @abstractmethod
     def set_trainable(self, param: Any, flag: bool) -> None:
-        """Make the parameter (not) receive gradients."""
+        """Make the parameter (not) receive gradients (capability ``freeze``)."""
+        raise self._lacks("freeze", "set trainable flags")
 
     def gradients(self, model: Any, *inputs: Any) -> dict[str, bool]:
         """Run forward and backward of ``sum(output)`` once; ``{native_name: received a
         gradient}`` for every parameter (used by the conformance suite's freeze tests)."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot compute gradients", "gradients")
+        raise self._lacks("gradients", "compute gradients")
 
     # -- weights in the neutral layout -------------------------------------------------
     def export_local(self, layer: Any) -> dict[str, "np.ndarray"]:
         """The layer's OWN parameters and statistics (not its children's) in the neutral
         layout: names ``weight``/``bias``/``running_mean``/``running_var``; conv
         ``[out, in/groups, kh, kw]``, linear ``[out, in]``. Copies."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot export weights", "state")
+        raise self._lacks("state", "export weights")
 
     def import_local(self, layer: Any, arrays: dict[str, "np.ndarray"]) -> None:
         """Load arrays named and laid out as ``export_local`` returns them (shapes already
         checked by the core)."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot import weights", "state")
+        raise self._lacks("state", "import weights")
 
     # -- building new modules ----------------------------------------------------------
     def wrap(self, model: Any, forward: Callable[..., Any], type_name: str) -> Any:
         """A new native layer holding ``model`` as its child ``model`` (parameter names of
         ``model`` unchanged) whose forward is ``forward(*inputs)``."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot build wrapper modules", "wrap")
+        raise self._lacks("wrap", "build wrapper modules")
+
+    def _lacks(self, capability: str, what: str) -> UnsupportedOperation:
+        return UnsupportedOperation(
+            f"backend {self.name!r} cannot {what}: it lacks the capability {capability!r} "
+            f"({CAPABILITY_TABLE[capability].meaning})", capability)
 
     def __repr__(self) -> str:
         return f"<theseus backend {self.name!r}>"

@@ -146,8 +146,9 @@ def cmd_tree(args: argparse.Namespace, out: TextIO) -> int:
     import theseus
 
     model = load_model(args.model)
-    if args.input_shape is not None:
-        theseus.backend_of(model).set_training(model, False)  # statistics, not batch ones
+    backend = theseus.backend_of(model)
+    if args.input_shape is not None and "train_eval" in backend.capabilities:
+        backend.set_training(model, False)  # statistics, not batch ones
     print(theseus.tree(model, input_shape=args.input_shape), file=out)
     return 0
 

@@ -203,7 +203,11 @@ def match(backend: Backend, model: Any, pattern: PatternLike) -> list[Node]:
 @contextlib.contextmanager
 def eval_mode(backend: Backend, model: Any) -> Iterator[None]:
     """Run a probe forward in eval mode (no running statistics change), then put every
-    layer's own training flag back exactly as it was (mixed modes included)."""
+    layer's own training flag back exactly as it was (mixed modes included). A backend
+    without the ``train_eval`` capability has no modes: nothing to switch."""
+    if "train_eval" not in backend.capabilities:
+        yield
+        return
     layers = [model] + [n.layer for n in walk(backend, model)]
     flags = [backend.is_training(layer) for layer in layers]
     backend.set_training(model, False)

@@ -7,7 +7,7 @@ in a test module named ``test_*.py`` and override the ``backend``, ``mobilenet``
 
 from __future__ import annotations
 
-from ._fixtures import Fixtures, requires, to_numpy_tree
+from ._fixtures import Fixtures, Gated, requires, set_eval, to_numpy_tree
 from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests
 from ._tests_numeric import BaseNumericTests, BaseStateTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
@@ -38,7 +38,9 @@ __all__ = [
     "BaseUpgradeTests",
     "ConformanceSuite",
     "Fixtures",
+    "Gated",
     "requires",
+    "set_eval",
     "to_numpy_tree",
 ]
 

@@ -35,7 +35,8 @@ MOBILENET_DESCRIPTORS = (
     + ["avg_pool", "flatten", "fc"]
 )
 
-#: (bad input, expected exception class name, a fragment the message must contain)
+#: (bad input, expected exception class name, a fragment the message must contain);
+#: ``{weight}``/``{bias}`` stand for the backend's parameter names (fixtures ``weight_name``/``bias_name``)
 BAD_DESCRIPTORS = [
     ("blocks[99]", "LayerNotFoundError", "index 99 is out of range for blocks"),
     ("blocks[-14]", "LayerNotFoundError", "valid indices are -13..12"),
@@ -45,9 +46,9 @@ BAD_DESCRIPTORS = [
     ("blocks[0", "DescriptorSyntaxError", "unclosed '['"),
     ("blocks[0]]", "DescriptorSyntaxError", "unmatched ']'"),
     ("blocks[a]", "DescriptorSyntaxError", "position 7"),
-    ("conv.conv.weight", "NotALayerError", "not a layer"),
+    ("conv.conv.{weight}", "NotALayerError", "not a layer"),
     ("blocks[0][0]", "LayerNotFoundError", "not a sequence container"),
-    ("fc.bias.x", "NotALayerError", "not a layer"),
+    ("fc.{bias}.x", "NotALayerError", "not a layer"),
     ("**.nothing", "LayerNotFoundError", "'**.nothing'"),
 ]
 

@@ -11,18 +11,68 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-__all__ = ["Fixtures", "requires", "to_numpy_tree", "from_threads"]
+from theseus import CAPABILITIES, CAPABILITY_TABLE
+
+__all__ = ["Fixtures", "Gated", "requires", "set_eval", "to_numpy_tree", "from_threads"]
 
 
 def requires(*capabilities: str) -> Callable:
-    """Mark a test as needing backend capabilities (see ``theseus.CAPABILITIES``); on a
-    backend that does not declare one, the test is skipped with a reason naming it."""
+    """Declare the backend capabilities (``theseus.CAPABILITY_TABLE``) a scenario uses.
 
-    def deco(fn: Callable) -> Callable:
+    Put it on a test function or on a ``Base*Tests`` class (then it applies to every
+    ``test_*`` function the class defines); requirements add up. On a backend that does not
+    declare one of them the scenario is skipped, with a reason naming what is missing; the
+    check is made by the scenario's own class (``Gated``), not by the fixtures a backend
+    author writes.
+
+    Example:
+        >>> @requires("hooks")
+        ... def test_capture(net): ...
+        >>> sorted(test_capture._theseus_requires)
+        ['hooks']
+    """
+    unknown = sorted(set(capabilities) - CAPABILITIES)
+    if unknown:
+        raise ValueError(f"unknown capability {', '.join(unknown)}; known: {', '.join(sorted(CAPABILITIES))}")
+
+    def mark(fn: Callable) -> None:
         fn._theseus_requires = frozenset(capabilities) | getattr(fn, "_theseus_requires", frozenset())
-        return fn
+
+    def deco(obj: Any) -> Any:
+        if isinstance(obj, type):
+            for name, member in vars(obj).items():
+                if name.startswith("test") and callable(member):
+                    mark(member)
+            mark(obj)
+        else:
+            mark(obj)
+        return obj
 
     return deco
+
+
+def missing_capabilities(backend: Any, fn: Callable) -> list[str]:
+    """The capabilities scenario ``fn`` needs that ``backend`` does not declare, sorted."""
+    return sorted(set(getattr(fn, "_theseus_requires", ())) - set(backend.capabilities))
+
+
+def set_eval(backend: Any, model: Any) -> Any:
+    """Put ``model`` in eval mode when the backend has modes (``train_eval``); return it."""
+    if "train_eval" in backend.capabilities:
+        backend.set_training(model, False)
+    return model
+
+
+class Gated:
+    """Base of every ``Base*Tests`` class: skips a scenario whose ``requires`` the backend
+    under test lacks, naming each missing capability and what it means."""
+
+    @pytest.fixture(autouse=True)
+    def _theseus_capabilities(self, request: Any, backend: Any) -> None:
+        missing = missing_capabilities(backend, request.function)
+        if missing:
+            pytest.skip(f"backend {backend.name!r} lacks capability: {', '.join(missing)} ("
+                        + "; ".join(f"{c}: {CAPABILITY_TABLE[c].meaning}" for c in missing) + ")")
 
 
 def to_numpy_tree(backend: Any, out: Any) -> Any:
@@ -68,8 +118,13 @@ def from_threads(call: Callable[[Any], Any], inputs: list, calls: int = 50) -> l
     return problems
 
 
-class Fixtures:
-    """Override ``backend``, ``mobilenet`` and ``build`` in your subclass."""
+class Fixtures(Gated):
+    """Override ``backend``, ``mobilenet`` and ``build`` in your subclass; override the
+    optional ones (``weight_name``, ``bias_name``) where your framework's names differ.
+
+    Inputs the suite feeds are float32 NCHW numpy arrays (batch, channels, height, width);
+    the models it builds (``mobilenet``, ``build``) must take them as they are.
+    """
 
     @pytest.fixture(scope="class")
     def backend(self) -> Any:
@@ -88,20 +143,22 @@ class Fixtures:
         """``build(spec) -> layer`` for the neutral model spec (``theseus_conformance.spec``)."""
         raise NotImplementedError("override `build` in your Fixtures subclass: return your spec builder")
 
-    # -- derived ---------------------------------------------------------------------
-    @pytest.fixture(autouse=True)
-    def _theseus_capabilities(self, request: Any, backend: Any) -> None:
-        needed = getattr(request.function, "_theseus_requires", frozenset())
-        missing = sorted(set(needed) - set(backend.capabilities))
-        if missing:
-            pytest.skip(f"backend {backend.name!r} lacks capability: {', '.join(missing)}")
+    @pytest.fixture(scope="class")
+    def weight_name(self) -> str:
+        """The attribute name of a convolution's kernel parameter in your framework (a
+        descriptor ``conv.conv.<weight_name>`` names a parameter, not a layer)."""
+        return "weight"
 
+    @pytest.fixture(scope="class")
+    def bias_name(self) -> str:
+        """The attribute name of a linear layer's bias parameter in your framework."""
+        return "bias"
+
+    # -- derived ---------------------------------------------------------------------
     @pytest.fixture
     def net(self, mobilenet: Callable[..., Any], backend: Any) -> Any:
-        """A fresh MobileNetV1 (seed 0) in eval mode."""
-        model = mobilenet()
-        backend.set_training(model, False)
-        return model
+        """A fresh MobileNetV1 (seed 0), in eval mode if the backend has modes."""
+        return set_eval(backend, mobilenet())
 
     @pytest.fixture
     def run(self, backend: Any) -> Callable[..., Any]:

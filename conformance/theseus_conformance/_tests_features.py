@@ -9,7 +9,7 @@ import theseus
 from theseus._compare import run_capturing
 
 from . import spec
-from ._fixtures import from_threads, requires
+from ._fixtures import Gated, from_threads, requires, set_eval
 
 STAGES = [
     {"name": "blocks[0]", "channels": 64, "reduction": 2, "index": 0},
@@ -38,12 +38,12 @@ def _executed(backend, model, fn):
 
 
 @requires("hooks", "wrap")
-class BaseExtractTests:
+class BaseExtractTests(Gated):
     LAYERS = {"layer1[0].body[1]": "feat1", "layer1[1]": "feat2", "down[0]": "feat3", "layer2": "feat4"}
 
     def test_any_depth_any_topology_matches_independent_hooks(self, build, backend, run):
         model = build(spec.RESNETISH)
-        backend.set_training(model, False)
+        set_eval(backend, model)
         x = _x()
         final, independent = run_capturing(model, x, list(self.LAYERS))
         ext = theseus.extract(model, self.LAYERS, include_output=True)
@@ -55,14 +55,14 @@ class BaseExtractTests:
 
     def test_list_form_keys_are_canonical_descriptors(self, build, backend, run):
         model = build(spec.RESNETISH)
-        backend.set_training(model, False)
+        set_eval(backend, model)
         got = run(theseus.extract(model, ["layer1.0.body.1", "layer2"]), _x())
         assert list(got) == ["layer1[0].body[1]", "layer2"]
         assert got["layer2"].shape == (2, 16, 4, 4)
 
     def test_source_model_is_not_changed(self, build, backend, run):
         model = build(spec.RESNETISH)
-        backend.set_training(model, False)
+        set_eval(backend, model)
         x = _x()
         before, descs = run(model, x), theseus.list_descriptors(model)
         ext = theseus.extract(model, self.LAYERS)
@@ -89,7 +89,7 @@ class BaseExtractTests:
 
 
 @requires("hooks", "wrap")
-class BaseFeaturesTests:
+class BaseFeaturesTests(Gated):
     def test_detected_stages_and_feature_info(self, net, run, image):
         feat = theseus.features(net)
         assert list(feat.feature_info) == STAGES
@@ -116,7 +116,7 @@ class BaseFeaturesTests:
     def test_features_equal_update_res_outputs(self, mobilenet, backend, run, image):
         a, b = mobilenet(), mobilenet()
         for m in (a, b):
-            backend.set_training(m, False)
+            set_eval(backend, m)
         x = image[:1]
         outs = run(theseus.features(a, out_indices=[0, 2]), x)
         theseus.update_res(b, ["blocks[0]", "blocks[4]"])
@@ -134,7 +134,7 @@ class BaseFeaturesTests:
         """8 threads x 50 forwards; theseus serialises the calls where the framework is not
         thread-safe (backends without the 'threads' capability)."""
         model = build(spec.RESNETISH)
-        backend.set_training(model, False)
+        set_eval(backend, model)
         feat = theseus.features(model, input_shape=(1, 3, 16, 16))
         inputs = [_x((1, 3, 16, 16), seed=i) for i in range(8)]
         assert from_threads(lambda x: run(feat, x), inputs, calls=50) == []
@@ -147,7 +147,7 @@ class BaseFeaturesTests:
 
 
 @requires("freeze", "train_eval")
-class BaseFreezeTests:
+class BaseFreezeTests(Gated):
     @requires("gradients")
     def test_frozen_parameters_get_no_gradient(self, build, backend):
         model = build(spec.RESNETISH)
@@ -158,6 +158,7 @@ class BaseFreezeTests:
         assert theseus.unfreeze(model) == []
         assert all(backend.gradients(model, backend.from_numpy(_x())).values())
 
+    @requires("state")
     def test_freeze_before_and_state_keys_unchanged(self, net, backend):
         keys = list(theseus.state(net))
         names = theseus.freeze_before(net, "blocks[1]")
@@ -165,6 +166,7 @@ class BaseFreezeTests:
         assert list(theseus.state(net)) == keys
         assert theseus.freeze(net) == [n for n, _ in backend.parameters(net)]
 
+    @requires("hooks", "state")  # norm_eval holds eval mode with a pre-hook
     def test_norm_eval_survives_train_and_keeps_statistics(self, build, backend, run):
         model = build(spec.RESNETISH)
         theseus.freeze(model, "stem", norm_eval=True)
@@ -182,7 +184,7 @@ class BaseFreezeTests:
 
 
 @requires("hooks", "wrap", "train_eval", "state")
-class BaseProbeLeavesModelAloneTests:
+class BaseProbeLeavesModelAloneTests(Gated):
     def test_probes_keep_modes_and_statistics(self, build, backend):
         model = build(spec.RESNETISH)
         backend.set_training(model, True)

@@ -8,7 +8,7 @@ import pytest
 import theseus
 
 from . import _expected as E
-from ._fixtures import requires
+from ._fixtures import Gated, requires
 from .oracle import neutral_weights, oracle_net
 
 ATOL = 1e-4
@@ -26,7 +26,7 @@ def _max_diff(a, b) -> float:
 
 
 @requires("state")
-class BaseStateTests:
+class BaseStateTests(Gated):
     def test_state_names_and_layouts(self, net):
         sd = theseus.state(net)
         assert len(sd) == 137
@@ -76,7 +76,7 @@ class BaseStateTests:
 
 
 @requires("state", "hooks")
-class BaseNumericTests:
+class BaseNumericTests(Gated):
     @pytest.fixture(scope="class")
     def oracle(self):
         """Oracle outputs on the seeded weights (computed once per class)."""

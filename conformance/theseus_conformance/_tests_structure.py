@@ -7,11 +7,11 @@ import pytest
 import theseus
 
 from . import _expected as E
-from ._fixtures import requires
+from ._fixtures import Gated, requires
 from . import spec
 
 
-class BaseDescriptorTests:
+class BaseDescriptorTests(Gated):
     def test_list_descriptors_mobilenet(self, net):
         assert theseus.list_descriptors(net) == E.MOBILENET_DESCRIPTORS
 
@@ -54,7 +54,7 @@ class BaseDescriptorTests:
         assert list(theseus.resolve(net, ["fc", "conv"])) == ["fc", "conv"]
 
 
-class BaseDiscoveryTests:
+class BaseDiscoveryTests(Gated):
     def test_backend_of_model(self, net, backend):
         assert theseus.backend_of(net) is backend
 
@@ -71,8 +71,15 @@ class BaseDiscoveryTests:
     def test_capabilities_are_known(self, backend):
         assert set(backend.capabilities) <= theseus.CAPABILITIES
 
+    def test_declared_capabilities_are_implemented(self, backend):
+        """A declared capability's methods are overridden, not the raising defaults."""
+        lacking = [f"{cap}: {m}" for cap in sorted(backend.capabilities)
+                   for m in theseus.CAPABILITY_TABLE[cap].methods
+                   if getattr(type(backend), m) is getattr(theseus.Backend, m)]
+        assert lacking == []
 
-class BaseTreeTests:
+
+class BaseTreeTests(Gated):
     def test_tree_structure(self, net):
         lines = theseus.tree(net).splitlines()
         assert lines[0] == "MobileNetV1 (MobileNetV1)"

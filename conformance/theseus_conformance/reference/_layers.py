@@ -374,12 +374,13 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray], stride
     oh, ow = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
     og = o // g
     xg = xp.reshape(n, g, cg, xp.shape[2], xp.shape[3])
-    wg = np.asarray(weight, dtype=_F32).reshape(g, og, cg, kh, kw)
+    # (kh, kw, g, og, cg), contiguous: numpy's matmul uses BLAS only on contiguous operands
+    wk = np.ascontiguousarray(np.asarray(weight, dtype=_F32).reshape(g, og, cg, kh, kw).transpose(3, 4, 0, 1, 2))
     out = np.zeros((n, g, og, oh, ow), dtype=_F32)
     for i in range(kh):
         for j in range(kw):
             xs = xg[:, :, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
-            wij = wg[:, :, :, i, j]                                       # (g, og, cg)
+            wij = wk[i, j]                                                # (g, og, cg)
             if cg == 1:
                 out += xs * wij[None, :, :, :, None]
             else:
