@@ -42,7 +42,8 @@ from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
 from ._state import LoadReport, load_state, port, read_state, save_state, state
-from ._compare import CompareReport, compare
+from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
+from ._certificate import PortMismatchError, certify, verify
 from ._extract import extract
 from ._features import FeatureInfo, features
 from ._freeze import freeze, freeze_before, frozen, unfreeze
@@ -61,6 +62,13 @@ __all__ = [
     "unfreeze",
     "LoadReport",
     "compare",
+    "certify",
+    "judge",
+    "make_input",
+    "record",
+    "verify",
+    "PortMismatchError",
+    "ToleranceModel",
     "load_state",
     "port",
     "read_state",

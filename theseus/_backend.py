@@ -187,6 +187,12 @@ class Backend(ABC):
         """Run the model's forward on framework tensors without recording gradients."""
         return model(*inputs)
 
+    def float64_copy(self, model: Any) -> Any:
+        """An independent copy of ``model`` computing in float64 (every floating parameter and
+        buffer cast), used by ``compare`` to measure float32 round-off. Default: unsupported
+        (compare then estimates round-off from fan-in and says so)."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot make a float64 copy of a model", "float64")
+
     # -- modes and training ------------------------------------------------------------
     def is_training(self, layer: Any) -> bool:
         """The layer's own training flag (capability ``train_eval``)."""

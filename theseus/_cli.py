@@ -433,6 +433,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix", metavar="DESCRIPTOR", help="load only weights under this descriptor (e.g. blocks)")
     s.add_argument("--skip-mismatched", action="store_true", help="skip (report) keys whose shapes differ")
     s.set_defaults(func=cmd_port)
+    __import__("theseus._cli_compare", fromlist=["register"]).register(sub)
     return p
 
 

@@ -1,92 +1,906 @@
-"""Layer-by-layer comparison of two models (e.g. two framework ports of one network)."""
+"""Layer-by-layer comparison of two ports of one network, with a measured tolerance.
+
+``compare(src, dst, x)`` first *records* the source (every layer call: its inputs, its
+outputs, and how far float32 round-off moves them), then *judges* the destination twice per
+mapped layer:
+
+* **accumulated**: the destination layer's output in the destination's own full forward;
+* **isolated**: the destination layer (a leaf) called on the source layer's own recorded
+  input, so an error is attributed to the layer that makes it, not to everything after it.
+
+The tolerance is measured, never fixed. For each layer the source is re-run in float64 (a
+float64 copy of the model: once in full for the accumulated outputs, once leaf by leaf on the
+recorded float32 inputs for the isolated ones); ``noise = max|out32 - out64|`` is how far
+float32 round-off moved that output. A layer is flagged when
+
+    max|dst - src| > multiple * max(noise, floor * 2**-24 * max|src|)
+
+(``multiple`` = 16, ``floor`` = 4 by default, see ``ToleranceModel``). A backend that cannot
+cast a model to float64 falls back to an estimate from fan-in (``2 * 2**-24 * sqrt(fan_in)``
+relative per leaf, summed along the execution order for accumulated outputs); the report
+says which was used. The source may run in another process (``src`` given as
+``"module:callable"``): the recording is exchanged through a file, which is how Paddle and
+MindSpore are compared without sharing a process.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterator, Mapping, Optional, Union
 
 import numpy as np
 
-from ._backend import backend_of
+from ._backend import Backend, backend_of
+from ._errors import InvalidArgumentError, TheseusError, UnsupportedOperation
 from ._ops import Patterns, _as_list, _resolve_nodes
+from ._walk import Node, eval_mode, lookup, walk
 
-__all__ = ["CompareReport", "compare", "run_capturing"]
+__all__ = [
+    "CompareReport",
+    "LayerRow",
+    "Recording",
+    "ToleranceModel",
+    "compare",
+    "judge",
+    "make_input",
+    "record",
+    "run_capturing",
+]
+
+U32 = 2.0 ** -24           # float32 unit round-off
+OUTPUT = "<output>"        # the row name of the model's own output
+
+
+# ----------------------------------------------------------------------------------------
+# the tolerance model
+# ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ToleranceModel:
+    """How a cross-framework difference is judged.
+
+    ``tol = multiple * max(noise, floor * 2**-24 * max|ref|)`` where ``noise`` is the measured
+    float32 round-off of the layer's output (``max|out32 - out64|`` of the source).
+
+    Example:
+        >>> ToleranceModel().tol(1e-6, 10.0)
+        1.6e-05
+    """
+
+    multiple: float = 16.0
+    floor: float = 4.0
+
+    def tol(self, noise: float, ref_max: float) -> float:
+        return self.multiple * max(noise, self.floor * U32 * ref_max)
+
+    def to_dict(self) -> dict:
+        return {"multiple": self.multiple, "floor": self.floor, "unit": U32}
+
+
+def make_input(shape: tuple, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+    """The framework-neutral input generator of compare/certify:
+    ``scale * RandomState(seed).standard_normal(shape)`` as float32 (stable across platforms).
+
+    Example:
+        >>> make_input((1, 3, 8, 8), seed=0).dtype
+        dtype('float32')
+    """
+    return (np.random.RandomState(seed).standard_normal(tuple(shape)) * scale).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------
+# nested outputs
+# ----------------------------------------------------------------------------------------
+
+def _flatten(backend: Backend, out: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """``{path: array}`` for every tensor in a tensor / list / tuple / dict output."""
+    if isinstance(out, Mapping):
+        res: dict[str, np.ndarray] = {}
+        for k, v in out.items():
+            res.update(_flatten(backend, v, f'{prefix}["{k}"]'))
+        return res
+    if isinstance(out, (list, tuple)):
+        res = {}
+        for i, v in enumerate(out):
+            res.update(_flatten(backend, v, f"{prefix}[{i}]"))
+        return res
+    if out is None or isinstance(out, (bool, int, float, str)):
+        return {}
+    return {prefix: backend.to_numpy(out)}
+
+
+def _tensor_inputs(backend: Backend, inputs: tuple) -> Optional[list[np.ndarray]]:
+    """The positional inputs as arrays, or None when one of them is not a tensor."""
+    out = []
+    for a in inputs:
+        if backend.shape(a) is None or isinstance(a, (list, tuple, dict)):
+            return None
+        out.append(backend.to_numpy(a))
+    return out
+
+
+def _maxabs(a: np.ndarray) -> float:
+    return float(np.max(np.abs(a))) if a.size else 0.0
+
+
+# ----------------------------------------------------------------------------------------
+# the recording of the source
+# ----------------------------------------------------------------------------------------
+
+@dataclass
+class Entry:
+    """One call of one source layer."""
+
+    descriptor: str
+    call: int
+    type: str
+    leaf: bool
+    outputs: dict                      # path -> float32 array
+    inputs: Optional[list] = None      # recorded positional inputs (leaves only)
+    noise_acc: dict = field(default_factory=dict)   # path -> max|out32 - out64| (full forward)
+    noise_iso: dict = field(default_factory=dict)   # path -> same, the leaf alone on `inputs`
+    fan_in: int = 1
+    weights: dict = field(default_factory=dict)     # neutral local weights (cause diagnosis)
+
+    @property
+    def key(self) -> str:
+        return self.descriptor if self.call == 0 else f"{self.descriptor}#{self.call + 1}"
+
+
+@dataclass
+class Recording:
+    """Everything the judge needs from the source, as numpy (framework-neutral).
+
+    Made by ``record``; saved/loaded with ``save``/``load`` so that the source can run in
+    another process (or another machine).
+    """
+
+    x: np.ndarray
+    entries: list
+    output: dict
+    output_noise: dict
+    backend: str
+    noise_method: str                  # "float64" or "fan-in estimate"
+    notes: list = field(default_factory=list)
+
+    def by_key(self) -> dict:
+        return {e.key: e for e in self.entries}
+
+    # -- files -----------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        arrays: dict[str, np.ndarray] = {"x": self.x}
+        meta: dict[str, Any] = {"backend": self.backend, "noise_method": self.noise_method, "notes": self.notes,
+                                "output": sorted(self.output), "output_noise": self.output_noise, "entries": []}
+        for p, a in self.output.items():
+            arrays[f"output/{p}"] = a
+        for i, e in enumerate(self.entries):
+            meta["entries"].append({"descriptor": e.descriptor, "call": e.call, "type": e.type, "leaf": e.leaf,
+                                    "outputs": list(e.outputs), "n_inputs": None if e.inputs is None else len(e.inputs),
+                                    "noise_acc": e.noise_acc, "noise_iso": e.noise_iso, "fan_in": e.fan_in,
+                                    "weights": sorted(e.weights)})
+            for p, a in e.outputs.items():
+                arrays[f"{i}/out/{p}"] = a
+            for j, a in enumerate(e.inputs or []):
+                arrays[f"{i}/in/{j}"] = a
+            for k, a in e.weights.items():
+                arrays[f"{i}/w/{k}"] = a
+        _write_zip(path, meta, arrays)
+
+    @classmethod
+    def load(cls, path: str) -> "Recording":
+        meta, arrays = _read_zip(path)
+        entries = []
+        for i, m in enumerate(meta["entries"]):
+            n = m["n_inputs"]
+            entries.append(Entry(m["descriptor"], m["call"], m["type"], m["leaf"],
+                                 {p: arrays[f"{i}/out/{p}"] for p in m["outputs"]},
+                                 None if n is None else [arrays[f"{i}/in/{j}"] for j in range(n)],
+                                 m["noise_acc"], m["noise_iso"], m["fan_in"],
+                                 {k: arrays[f"{i}/w/{k}"] for k in m["weights"]}))
+        return cls(arrays["x"], entries, {p: arrays[f"output/{p}"] for p in meta["output"]}, meta["output_noise"],
+                   meta["backend"], meta["noise_method"], meta["notes"])
+
+
+def _write_zip(path: str, meta: dict, arrays: dict) -> None:
+    """A deterministic zip: ``meta.json`` (sorted keys) and one ``.npy`` per array, fixed
+    timestamps, so equal contents give byte-identical files."""
+    import io
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo("meta.json", date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, json.dumps(meta, sort_keys=True, indent=1))
+        for name in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"arrays/{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, buf.getvalue())
+    os.replace(tmp, path)
+
+
+def _read_zip(path: str) -> tuple[dict, dict]:
+    import io
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("meta.json"))
+            arrays = {}
+            for name in zf.namelist():
+                if name.startswith("arrays/") and name.endswith(".npy"):
+                    arrays[name[len("arrays/"):-4]] = np.lib.format.read_array(io.BytesIO(zf.read(name)),
+                                                                               allow_pickle=False)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:
+        raise InvalidArgumentError(f"{path!r} is not a theseus recording/certificate file: {err}") from None
+    return meta, arrays
+
+
+class _Calls:
+    """Forward hooks on every node; one ``Entry`` per completed call, in completion order."""
+
+    def __init__(self, backend: Backend, nodes: list, leaves: set, keep_inputs: bool) -> None:
+        self.backend = backend
+        self.entries: list[Entry] = []
+        self.counts: dict[str, int] = {}
+        self.pending: dict[str, list] = {}
+        self.handles = []
+        for node in nodes:
+            text = node.text
+            leaf = text in leaves
+            if leaf and keep_inputs:
+                self.handles.append(backend.add_forward_pre_hook(node.layer, self._pre(text)))
+            self.handles.append(backend.add_forward_hook(node.layer, self._post(text, backend.type_name(node.layer),
+                                                                                leaf)))
+
+    def _pre(self, text: str):
+        def pre(layer, inputs):
+            self.pending.setdefault(text, []).append(_tensor_inputs(self.backend, tuple(inputs)))
+        return pre
+
+    def _post(self, text: str, tname: str, leaf: bool):
+        def post(layer, inputs, output):
+            call = self.counts.get(text, 0)
+            self.counts[text] = call + 1
+            stack = self.pending.get(text)
+            ins = stack.pop() if stack else None
+            self.entries.append(Entry(text, call, tname, leaf, _flatten(self.backend, output), ins))
+        return post
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+def _leaf_texts(backend: Backend, nodes: list) -> set:
+    from ._walk import children_of
+
+    return {n.text for n in nodes if not children_of(backend, n)}
+
+
+def _fan_in(weights: dict) -> int:
+    w = weights.get("weight")
+    if w is None or w.ndim < 2:
+        return 1
+    return int(np.prod(w.shape[1:]))
+
+
+def record(model: Any, x: np.ndarray, *, float64: bool = True) -> Recording:
+    """Run ``model`` on ``x`` in eval mode and record every layer call (outputs, leaf inputs,
+    neutral weights) and the float32 round-off of each output (see the module docstring).
+    Every layer keeps its own training flag afterwards; running statistics are untouched.
+
+    Example:
+        >>> rec = theseus.record(torch_net, theseus.make_input((1, 3, 64, 64)))  # doctest: +SKIP
+        >>> rec.entries[0].key                                                   # doctest: +SKIP
+        'conv.conv'
+    """
+    backend = backend_of(model)
+    backend.check_hooks_usable(model)
+    x = np.asarray(x)
+    notes: list[str] = []
+    with eval_mode(backend, model):
+        nodes = list(walk(backend, model))
+        leaves = _leaf_texts(backend, nodes)
+        calls = _Calls(backend, nodes, leaves, keep_inputs=True)
+        try:
+            out = backend.infer(model, backend.from_numpy(x))
+        finally:
+            calls.remove()
+        output = _flatten(backend, out)
+        entries = calls.entries
+        by_text = {n.text: n for n in nodes}
+        for e in entries:
+            if e.leaf:
+                try:
+                    e.weights = backend.export_local(by_text[e.descriptor].layer)
+                except UnsupportedOperation:
+                    e.weights = {}
+                e.fan_in = _fan_in(e.weights)
+        m64 = None
+        if float64:
+            try:
+                m64 = backend.float64_copy(model)
+            except UnsupportedOperation as err:
+                notes.append(f"noise from fan-in estimate: {err}")
+        if m64 is not None:
+            out_noise = _noise_float64(backend, m64, x, entries, output)
+            method = "float64"
+        else:
+            out_noise = _noise_fan_in(entries, output)
+            method = "fan-in estimate"
+    return Recording(x, entries, output, out_noise, backend.name, method, notes)
+
+
+def _noise_float64(backend: Backend, m64: Any, x: np.ndarray, entries: list, output: dict) -> dict:
+    nodes = list(walk(backend, m64))
+    by_text = {n.text: n for n in nodes}
+    calls = _Calls(backend, nodes, set(), keep_inputs=False)
+    try:
+        out64 = _flatten(backend, backend.infer(m64, backend.from_numpy(x.astype(np.float64))))
+    finally:
+        calls.remove()
+    acc = {e.key: e for e in calls.entries}
+    for e in entries:
+        e64 = acc.get(e.key)
+        e.noise_acc = {p: (_maxabs(a - e64.outputs[p]) if e64 is not None and p in e64.outputs
+                           and e64.outputs[p].shape == a.shape else math.inf)
+                       for p, a in e.outputs.items()}
+        if e.leaf and e.inputs is not None:
+            y = _flatten(backend, backend.infer(by_text[e.descriptor].layer,
+                                                *[backend.from_numpy(_up(a)) for a in e.inputs]))
+            e.noise_iso = {p: (_maxabs(a - y[p]) if p in y and y[p].shape == a.shape else math.inf)
+                           for p, a in e.outputs.items()}
+    return {p: _maxabs(a - out64[p]) if p in out64 else math.inf for p, a in output.items()}
+
+
+def _up(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float64) if a.dtype == np.float32 else a
+
+
+def _noise_fan_in(entries: list, output: dict) -> dict:
+    rel_acc = 0.0
+    for e in entries:
+        if e.leaf:
+            rel = 2.0 * U32 * math.sqrt(e.fan_in)
+            rel_acc += rel
+            e.noise_iso = {p: rel * _maxabs(a) for p, a in e.outputs.items()}
+        e.noise_acc = {p: rel_acc * _maxabs(a) for p, a in e.outputs.items()}
+    return {p: rel_acc * _maxabs(a) for p, a in output.items()}
+
+
+# ----------------------------------------------------------------------------------------
+# judging the destination
+# ----------------------------------------------------------------------------------------
+
+@dataclass
+class Metrics:
+    """The difference of one output tensor to its reference."""
+
+    max_abs: float
+    ref_max: float
+    rel_max: float
+    rel_l2: float
+    cosine: float
+    noise: float
+    tol: float
+    shape_note: str = ""
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.shape_note) or not (self.max_abs <= self.tol)
+
+    @property
+    def ratio(self) -> float:
+        """max abs difference / tolerance (> 1 means flagged)."""
+        if self.shape_note:
+            return math.inf
+        return self.max_abs / self.tol if self.tol > 0 else (0.0 if self.max_abs == 0 else math.inf)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("max_abs", "ref_max", "rel_max", "rel_l2", "cosine", "noise", "tol",
+                                               "shape_note")}
+
+
+def _metrics(actual: Optional[np.ndarray], ref: np.ndarray, noise: float, tm: ToleranceModel) -> Metrics:
+    ref_max = _maxabs(ref)
+    tol = tm.tol(noise, ref_max)
+    if actual is None:
+        return Metrics(math.inf, ref_max, math.inf, math.inf, math.nan, noise, tol, "no output in the destination")
+    if actual.shape != ref.shape:
+        return Metrics(math.inf, ref_max, math.inf, math.inf, math.nan, noise, tol,
+                       f"shape {tuple(actual.shape)} vs source {tuple(ref.shape)}")
+    a = actual.astype(np.float64).ravel()
+    r = ref.astype(np.float64).ravel()
+    d = a - r
+    max_abs = float(np.max(np.abs(d))) if d.size else 0.0
+    nr, na = float(np.linalg.norm(r)), float(np.linalg.norm(a))
+    rel_l2 = float(np.linalg.norm(d)) / nr if nr > 0 else (0.0 if max_abs == 0 else math.inf)
+    cosine = float(np.dot(a, r) / (na * nr)) if na > 0 and nr > 0 else (1.0 if na == nr else 0.0)
+    return Metrics(max_abs, ref_max, max_abs / ref_max if ref_max > 0 else (0.0 if max_abs == 0 else math.inf),
+                   rel_l2, cosine, noise, tol)
+
+
+@dataclass
+class LayerRow:
+    """One output tensor of one layer call: source and destination names, both judgments."""
+
+    index: int                         # execution (completion) order of the source call
+    src: str                           # source descriptor (+ #call, + output path)
+    dst: str                           # destination descriptor (+ #call, + output path)
+    src_type: str
+    dst_type: str
+    acc: Metrics
+    iso: Optional[Metrics] = None      # leaves only
+    leaf: bool = False
+    path: str = ""                     # which tensor of a nested output ('' for a plain tensor)
+    src_layer: str = ""                # source descriptor alone
+    dst_layer: str = ""                # destination descriptor alone
+
+    @property
+    def flagged(self) -> bool:
+        return self.acc.flagged or (self.iso is not None and self.iso.flagged)
+
+    @property
+    def worst(self) -> float:
+        return max(self.acc.ratio, self.iso.ratio if self.iso is not None else 0.0)
 
 
 @dataclass
 class CompareReport:
-    """Per-layer max abs differences in execution order, and the first divergence."""
+    """The per-layer judgment of a port.
 
-    rows: list = field(default_factory=list)       # (descriptor, max_abs_diff, ok)
-    output_diff: float = 0.0
-    first_divergence: Optional[str] = None
+    Attributes:
+        rows: one ``LayerRow`` per mapped output tensor, in the source's execution order
+            (the model's own output last, named ``<output>``).
+        first_fault: the row that makes the first error (first isolated failure in
+            execution order, else the first accumulated one), or None.
+        cause: the likely cause of ``first_fault`` when recognisable, else a description.
+        unmapped: source layers with no destination counterpart (not judged; listed here).
+        notes: how the comparison ran (subprocess, tolerance source, ...).
+    """
+
+    rows: list = field(default_factory=list)
+    first_fault: Optional[LayerRow] = None
+    cause: str = ""
+    unmapped: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    tolerance: ToleranceModel = field(default_factory=ToleranceModel)
+    src_backend: str = ""
+    dst_backend: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.first_divergence is None
+        """True when no row is flagged."""
+        return self.first_fault is None and not any(r.flagged for r in self.rows)
+
+    @property
+    def first_divergence(self) -> Optional[str]:
+        """The source descriptor of the first fault (None when the port agrees)."""
+        return None if self.first_fault is None else self.first_fault.src_layer
+
+    @property
+    def flagged(self) -> list:
+        return [r for r in self.rows if r.flagged]
+
+    @property
+    def output_diff(self) -> float:
+        outs = [r.acc.max_abs for r in self.rows if r.src_layer == OUTPUT]
+        return max(outs) if outs else 0.0
+
+    def summary(self) -> str:
+        head = f"compare {self.src_backend} -> {self.dst_backend}: {len(self.rows)} outputs judged"
+        if self.ok:
+            return f"{head}; all agree within the measured tolerance (worst {self.worst_ratio():.3g} x tol)"
+        f = self.first_fault
+        where = "isolated" if f.iso is not None and f.iso.flagged else "accumulated"
+        m = f.iso if where == "isolated" else f.acc
+        return (f"{head}; {len(self.flagged)} flagged. FIRST FAULT ({where}): source {f.src} ({f.src_type}) = "
+                f"destination {f.dst} ({f.dst_type}): max abs {m.max_abs:.3g}, {m.ratio:.3g} x tol"
+                f"{'; ' + m.shape_note if m.shape_note else ''}. Likely cause: {self.cause}")
+
+    def worst_ratio(self) -> float:
+        return max((r.worst for r in self.rows), default=0.0)
+
+    def table(self, limit: Optional[int] = 20) -> str:
+        """Aligned table, worst layers first; the first fault is marked ``>>``."""
+        rows = sorted(self.rows, key=lambda r: (-r.worst, r.index))
+        if limit is not None:
+            rows = rows[:limit]
+            if self.first_fault is not None and self.first_fault not in rows:
+                rows.append(self.first_fault)
+        header = ["", "#", "source layer", "destination layer", "type", "acc max abs", "acc rel", "acc relL2",
+                  "cos", "acc x tol", "iso max abs", "iso x tol"]
+        body = []
+        for r in rows:
+            mark = ">>" if r is self.first_fault else ("!" if r.flagged else "")
+            iso = r.iso
+            body.append([mark, str(r.index), r.src, r.dst, r.src_type if r.src_type == r.dst_type
+                         else f"{r.src_type}/{r.dst_type}", _g(r.acc.max_abs), _g(r.acc.rel_max), _g(r.acc.rel_l2),
+                         f"{r.acc.cosine:.6f}", _g(r.acc.ratio), "-" if iso is None else _g(iso.max_abs),
+                         "-" if iso is None else _g(iso.ratio)])
+        return _table(header, body)
 
     def __str__(self) -> str:
-        head = "outputs agree" if self.ok else f"first diverging layer: {self.first_divergence}"
-        return f"{head}; final output max abs diff {self.output_diff:.3g}; {len(self.rows)} layers compared"
+        parts = [self.summary(), self.table()]
+        if self.unmapped:
+            parts.append(f"not judged (no destination layer): {', '.join(self.unmapped[:10])}"
+                         f"{' ...' if len(self.unmapped) > 10 else ''}")
+        parts.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(parts)
 
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "first_fault": None if self.first_fault is None else self.first_fault.src,
+                "first_fault_dst": None if self.first_fault is None else self.first_fault.dst,
+                "cause": self.cause, "notes": self.notes, "unmapped": self.unmapped,
+                "tolerance": self.tolerance.to_dict(),
+                "rows": [{"index": r.index, "src": r.src, "dst": r.dst, "src_type": r.src_type,
+                          "dst_type": r.dst_type, "acc": r.acc.to_dict(),
+                          "iso": None if r.iso is None else r.iso.to_dict()} for r in self.rows]}
+
+    def plot(self, path: str) -> str:
+        """Draw the per-layer relative error along the execution order (log scale) with the
+        tolerance line; ``.svg`` or ``.png``. Returns ``path``."""
+        from ._plot import plot_report
+
+        return plot_report(self, path)
+
+
+def _g(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return "inf" if v == math.inf else f"{v:.3g}"
+
+
+def _table(header: list, rows: list) -> str:
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, c in enumerate(row):
+            widths[i] = max(widths[i], len(c))
+    right = {1, 5, 6, 7, 8, 9, 10, 11}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _name(key: str, path: str) -> str:
+    """A row name: ``descriptor[#call][:output path]``."""
+    return f"{key}:{path}" if path else key
+
+
+def _map_pairs(map: Any) -> Optional[dict]:
+    """``{src descriptor: dst descriptor}`` from None (same names), a dict, or a PortMap-like
+    object (``.layers()`` / ``.translate``)."""
+    if map is None:
+        return None
+    if isinstance(map, Mapping):
+        return {str(k): str(v) for k, v in map.items()}
+    for attr in ("layer_pairs", "layers"):
+        fn = getattr(map, attr, None)
+        if callable(fn):
+            return {str(k): str(v) for k, v in dict(fn()).items()}
+    raise InvalidArgumentError(f"map must be None, a dict {{source descriptor: destination descriptor}} or a "
+                               f"theseus.PortMap, got {type(map).__name__}")
+
+
+def judge(dst: Any, rec: Recording, map: Any = None, *, tolerance: Optional[ToleranceModel] = None,
+          isolate: bool = True) -> CompareReport:
+    """Judge ``dst`` against a source recording (see ``compare``).
+
+    Example:
+        >>> rec = theseus.record(src, x)                      # doctest: +SKIP
+        >>> theseus.judge(dst, rec).ok                        # doctest: +SKIP
+        True
+    """
+    tm = tolerance or ToleranceModel()
+    backend = backend_of(dst)
+    backend.check_hooks_usable(dst)
+    pairs = _map_pairs(map)
+    report = CompareReport(tolerance=tm, src_backend=rec.backend, dst_backend=backend.name, notes=list(rec.notes))
+    if rec.noise_method != "float64":
+        report.notes.append("tolerance from a fan-in estimate (the source backend cannot run float64)")
+    with eval_mode(backend, dst):
+        nodes = {n.text: n for n in walk(backend, dst)}
+        src_descs = list(dict.fromkeys(e.descriptor for e in rec.entries))
+        dmap: dict[str, str] = {}
+        for s in src_descs:
+            d = pairs.get(s) if pairs is not None else s
+            if d is None or d not in nodes:
+                report.unmapped.append(s)
+            else:
+                dmap[s] = d
+        targets = [nodes[d] for d in dict.fromkeys(dmap.values())]
+        calls = _Calls(backend, targets, set(), keep_inputs=False)
+        try:
+            out = _flatten(backend, backend.infer(dst, backend.from_numpy(rec.x)))
+        finally:
+            calls.remove()
+        dcalls = {e.key: e for e in calls.entries}
+        iso_out: dict[str, dict] = {}
+        if isolate:
+            for e in rec.entries:
+                if e.leaf and e.inputs is not None and e.descriptor in dmap:
+                    layer = nodes[dmap[e.descriptor]].layer
+                    iso_out[e.key] = _flatten(backend, backend.infer(layer, *[backend.from_numpy(a) for a in e.inputs]))
+        rows = []
+        for i, e in enumerate(rec.entries):
+            if e.descriptor not in dmap:
+                continue
+            d = dmap[e.descriptor]
+            dkey = d if e.call == 0 else f"{d}#{e.call + 1}"
+            de = dcalls.get(dkey)
+            for p, ref in e.outputs.items():
+                acc = _metrics(None if de is None else de.outputs.get(p), ref, e.noise_acc.get(p, 0.0), tm)
+                iso = None
+                if e.key in iso_out:
+                    iso = _metrics(iso_out[e.key].get(p), ref, e.noise_iso.get(p, 0.0), tm)
+                rows.append(LayerRow(i, _name(e.key, p), _name(dkey, p), e.type,
+                                     backend.type_name(nodes[d].layer), acc, iso, e.leaf, p, e.descriptor, d))
+        n = len(rec.entries)
+        for p, ref in rec.output.items():
+            rows.append(LayerRow(n, _name(OUTPUT, p), _name(OUTPUT, p), "output", "output",
+                                 _metrics(out.get(p), ref, rec.output_noise.get(p, 0.0), tm), None, False, p,
+                                 OUTPUT, OUTPUT))
+        report.rows = rows
+        first = next((r for r in rows if r.iso is not None and r.iso.flagged), None)
+        if first is None:
+            first = next((r for r in rows if r.acc.flagged), None)
+        report.first_fault = first
+        if first is not None:
+            entry = rec.entries[first.index] if first.index < n else None
+            layer = nodes[first.dst_layer].layer if entry is not None else None
+            report.cause = _diagnose(backend, entry, layer, first, iso_out.get(entry.key) if entry else None,
+                                     dcalls, tm)
+    return report
+
+
+# ----------------------------------------------------------------------------------------
+# likely causes
+# ----------------------------------------------------------------------------------------
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float = 1e-5) -> bool:
+    return a.shape == b.shape and bool(np.max(np.abs(a - b), initial=0.0) <= rtol * max(_maxabs(b), 1e-30))
+
+
+def _diagnose(backend: Backend, entry: Optional[Entry], layer: Any, row: LayerRow, iso: Optional[dict],
+              dcalls: dict, tm: ToleranceModel) -> str:
+    if entry is None:
+        return ("the model's output differs while every mapped layer agrees: look at code in the "
+                "root forward that is not a layer (functional ops)")
+    m = row.iso if row.iso is not None and row.iso.flagged else row.acc
+    if m.shape_note:
+        return f"output {m.shape_note} (layer configuration differs: kernel, stride, padding or channels)"
+    if not entry.leaf:
+        return (f"{row.src_type}'s output differs while all its sublayers agree in isolation: look at its "
+                "forward's functional code (residual add, concat, reshape, padding)")
+    src_w = entry.weights
+    try:
+        dst_w = backend.export_local(layer) if layer is not None else {}
+    except UnsupportedOperation:
+        dst_w = {}
+    cause = _weights_cause(src_w, dst_w)
+    if cause:
+        return cause
+    if iso is None or entry.inputs is None:
+        return "differences appear in the full forward (the layer could not be run in isolation)"
+    path = row.path
+    ref = entry.outputs.get(path)
+    got = iso.get(path)
+    if ref is None or got is None or ref.shape != got.shape:
+        return "the outputs' structure differs"
+    tol = m.tol
+    perm = _channel_swap(got, ref, tol)
+    if perm:
+        return f"output channels {perm[0]} and {perm[1]} swapped"
+    top = float(np.max(got))
+    if float(np.max(ref)) > top + tol and _close(got, np.minimum(ref, top), 1e-5):
+        return f"output clipped at {top:.4g} where the source is not (e.g. ReLU6 for ReLU)"
+    eps = _eps_cause(entry, src_w, got, ref)
+    if eps:
+        return eps
+    pad = _padding_cause(backend, layer, entry, ref, tol)
+    if pad:
+        return pad
+    frac = float(np.mean(np.abs(got.astype(np.float64) - ref) > tol))
+    return f"not recognised ({frac:.1%} of elements beyond tolerance; weights equal to the source's)"
+
+
+def _weights_cause(src: dict, dst: dict) -> str:
+    if not src or not dst:
+        return ""
+    if set(src) != set(dst):
+        return f"parameters differ: source has {sorted(src)}, destination {sorted(dst)}"
+    if "running_mean" in src and "running_var" in src:
+        sm, sv, dm, dv = src["running_mean"], src["running_var"], dst["running_mean"], dst["running_var"]
+        if not _close(dm, sm) and _close(dm, sv) and _close(dv, sm):
+            return "BatchNorm running mean and variance swapped"
+    for k in sorted(src):
+        s, d = src[k], dst[k]
+        if s.shape != d.shape:
+            return f"{k} shape {d.shape} vs source {s.shape}"
+        if _close(d, s):
+            continue
+        if s.ndim >= 2 and s.shape[0] == s.shape[1] and all(n == 1 for n in s.shape[2:]):
+            s2, d2 = s.reshape(s.shape[:2]), d.reshape(d.shape[:2])
+            if _close(d2, s2.T):
+                return f"transposed weight ({k} [out, in] read as [in, out])"
+        if s.ndim >= 1 and s.shape[0] > 1:
+            diff = [i for i in range(s.shape[0]) if not _close(d[i], s[i])]
+            if len(diff) == 2 and _close(d[diff[0]], s[diff[1]]) and _close(d[diff[1]], s[diff[0]]):
+                return f"output channels {diff[0]} and {diff[1]} swapped ({k} rows exchanged)"
+        return f"{k} differs from the source's (max abs {_maxabs(d.astype(np.float64) - s):.3g})"
+    return ""
+
+
+def _channel_swap(got: np.ndarray, ref: np.ndarray, tol: float) -> Optional[tuple]:
+    if got.ndim < 2 or got.shape[1] < 2:
+        return None
+    bad = [c for c in range(got.shape[1]) if float(np.max(np.abs(got[:, c] - ref[:, c]))) > tol]
+    if len(bad) == 2:
+        i, j = bad
+        if float(np.max(np.abs(got[:, i] - ref[:, j]))) <= tol and float(np.max(np.abs(got[:, j] - ref[:, i]))) <= tol:
+            return (i, j)
+    return None
+
+
+def _eps_cause(entry: Entry, w: dict, got: np.ndarray, ref: np.ndarray) -> str:
+    if not {"running_mean", "running_var"} <= set(w) or not entry.inputs or entry.inputs[0].shape != ref.shape:
+        return ""
+    x = entry.inputs[0].astype(np.float64)
+    c = ref.shape[1]
+    shape = (1, c) + (1,) * (ref.ndim - 2)
+    mean, var = w["running_mean"].reshape(shape), w["running_var"].reshape(shape)
+    g = w.get("weight", np.ones(c)).reshape(shape)
+    b = w.get("bias", np.zeros(c)).reshape(shape)
+
+    def eps_of(y: np.ndarray) -> float:
+        num = (x - mean) * g
+        den = y.astype(np.float64) - b
+        ok = np.abs(den) > 1e-3 * max(_maxabs(den), 1e-30)
+        if not ok.any():
+            return math.nan
+        s = np.median(((num[ok] / den[ok]) ** 2) - np.broadcast_to(var, ok.shape)[ok])
+        return float(s)
+
+    e_src, e_dst = eps_of(ref), eps_of(got)
+    if math.isnan(e_src) or math.isnan(e_dst):
+        return ""
+    if abs(e_dst - e_src) > 0.5 * max(abs(e_src), 1e-7) and e_dst > 0:
+        return f"normalisation eps differs: destination ~{e_dst:.2g}, source ~{max(e_src, 0.0):.2g}"
+    return ""
+
+
+def _padding_cause(backend: Backend, layer: Any, entry: Entry, ref: np.ndarray, tol: float) -> str:
+    """Probe: does the destination layer, fed the source input shifted by one pixel, give the
+    source output (away from the far border)? Then the two pad on different sides."""
+    if layer is None or not entry.inputs or entry.inputs[0].ndim != 4 or ref.ndim != 4 or min(ref.shape[2:]) < 2:
+        return ""
+    x = entry.inputs[0]
+    probes = (((1, 1), "bottom/right only (TF 'same')", "symmetrically"),
+              ((1, 0), "bottom only (TF 'same' in height)", "symmetrically"),
+              ((0, 1), "right only (TF 'same' in width)", "symmetrically"),
+              ((-1, -1), "symmetrically", "bottom/right only (TF 'same')"))
+    for (dh, dw), dst_way, src_way in probes:
+        xs = np.roll(x, (dh, dw), axis=(2, 3))
+        if dh > 0:
+            xs[:, :, :dh] = 0
+        if dh < 0:
+            xs[:, :, dh:] = 0
+        if dw > 0:
+            xs[:, :, :, :dw] = 0
+        if dw < 0:
+            xs[:, :, :, dw:] = 0
+        try:
+            y = _flatten(backend, backend.infer(layer, backend.from_numpy(xs))).get("")
+        except Exception:  # a probe only: a layer that refuses the input is simply not this case
+            return ""
+        if y is None or y.shape != ref.shape:
+            continue
+        if float(np.max(np.abs(y[..., :-1, :-1] - ref[..., :-1, :-1]))) <= tol:
+            return f"padding convention: the destination pads {dst_way} where the source pads {src_way}"
+    return ""
+
+
+# ----------------------------------------------------------------------------------------
+# compare
+# ----------------------------------------------------------------------------------------
+
+def _record_in_subprocess(spec: str, x: np.ndarray, weights: Optional[str], float64: bool) -> Recording:
+    with tempfile.TemporaryDirectory(prefix="theseus-compare-") as tmp:
+        xin = os.path.join(tmp, "x.npy")
+        np.save(xin, x)
+        out = os.path.join(tmp, "rec.zip")
+        cmd = [sys.executable, "-m", "theseus._compare_worker", spec, xin, out]
+        if weights:
+            cmd += ["--weights", weights]
+        if not float64:
+            cmd.append("--no-float64")
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            msg = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+            raise InvalidArgumentError(f"recording the source {spec!r} in a subprocess failed: {msg}")
+        rec = Recording.load(out)
+    rec.notes.append(f"the source ({spec}, {rec.backend}) ran in a subprocess; arrays exchanged through a file")
+    return rec
+
+
+def compare(src: Any, dst: Any, x: Optional[np.ndarray] = None, map: Any = None, *,
+            input_shape: Optional[tuple] = None, seed: int = 0, scale: float = 1.0,
+            tolerance: Optional[ToleranceModel] = None, isolate: bool = True, float64: bool = True,
+            src_weights: Optional[str] = None, subprocess: Optional[bool] = None) -> CompareReport:
+    """Judge a port layer by layer: is ``dst`` the same network as ``src``, and if not, where
+    does it start to differ?
+
+    Args:
+        src: the source model, or ``"module:callable"`` building it (then it is recorded in a
+            subprocess: the way to compare Paddle with MindSpore, whose runtimes clash).
+        dst: the destination model (same architecture; weights ported).
+        x: the input (numpy); default ``make_input(input_shape, seed, scale)``.
+        map: ``{source descriptor: destination descriptor}`` or a ``theseus.PortMap``;
+            None pairs layers by equal descriptors.
+        tolerance: the ``ToleranceModel`` (multiple of the measured round-off).
+        isolate: also judge every leaf on the source's own input (attribution).
+        src_weights: a neutral ``.npz`` loaded into a source given as a string.
+        subprocess: force (True) or forbid (False) recording the source in a subprocess.
+
+    Both models run in eval mode; every layer's own training flag is restored and running
+    statistics never change.
+
+    Example:
+        >>> report = theseus.compare(torch_net, paddle_net, input_shape=(1, 3, 64, 64))  # doctest: +SKIP
+        >>> report.ok, report.first_divergence                                          # doctest: +SKIP
+        (True, None)
+    """
+    if x is None:
+        if input_shape is None:
+            raise InvalidArgumentError("compare needs an input: pass x (a numpy array) or input_shape=(1, 3, H, W)")
+        x = make_input(input_shape, seed, scale)
+    x = np.asarray(x)
+    if isinstance(src, str) or subprocess:
+        if not isinstance(src, str):
+            raise InvalidArgumentError("subprocess=True needs the source as 'module:callable'")
+        rec = _record_in_subprocess(src, x, src_weights, float64)
+    else:
+        rec = record(src, x, float64=float64)
+    return judge(dst, rec, map, tolerance=tolerance, isolate=isolate)
+
+
+# ----------------------------------------------------------------------------------------
+# the old capture helper (used by the conformance suite)
+# ----------------------------------------------------------------------------------------
 
 def _flat(backend: Any, out: Any) -> list[np.ndarray]:
-    if isinstance(out, dict):
-        return [a for v in out.values() for a in _flat(backend, v)]
-    if isinstance(out, (list, tuple)):
-        return [a for v in out for a in _flat(backend, v)]
-    return [backend.to_numpy(out)]
+    return list(_flatten(backend, out).values())
 
 
 def run_capturing(model: Any, x: np.ndarray, patterns: Patterns = "**") -> tuple[list[np.ndarray], dict]:
-    """Run ``model`` on numpy input; return (final outputs, {descriptor: outputs}) with the
-    dict in execution order (last call of a layer wins). Hooks are removed afterwards."""
+    """Run ``model`` on numpy input in eval mode (every layer's own mode restored); return
+    (final outputs, {descriptor: outputs}) with the dict in execution order (last call of a
+    layer wins). Hooks are removed afterwards."""
     backend = backend_of(model)
     backend.check_hooks_usable(model)
-    nodes = _resolve_nodes(backend, model, _as_list(patterns, "compare"))
-    seen: dict[str, list] = {}
-    handles = []
-    for _, node in nodes:
-        def hook(layer, inputs, output, key=node.text):
-            seen.pop(key, None)
-            seen[key] = _flat(backend, output)
-        handles.append(backend.add_forward_hook(node.layer, hook))
-    try:
-        out = backend.infer(model, backend.from_numpy(x))
-    finally:
-        for h in handles:
-            h.remove()
+    with eval_mode(backend, model):
+        nodes = _resolve_nodes(backend, model, _as_list(patterns, "compare"))
+        seen: dict[str, list] = {}
+        handles = []
+        for _, node in nodes:
+            def hook(layer, inputs, output, key=node.text):
+                seen.pop(key, None)
+                seen[key] = _flat(backend, output)
+            handles.append(backend.add_forward_hook(node.layer, hook))
+        try:
+            out = backend.infer(model, backend.from_numpy(x))
+        finally:
+            for h in handles:
+                h.remove()
     return _flat(backend, out), seen
-
-
-def compare(model_a: Any, model_b: Any, inputs: np.ndarray, patterns: Patterns = "**",
-            atol: float = 1e-4, rtol: float = 1e-4) -> CompareReport:
-    """Run both models on the same input and name the first layer whose outputs diverge.
-
-    Layers are matched by descriptor and visited in model A's execution order.
-
-    Example:
-        >>> report = theseus.compare(torch_net, paddle_net, x)     # doctest: +SKIP
-        >>> report.first_divergence is None                         # doctest: +SKIP
-        True
-    """
-    out_a, seen_a = run_capturing(model_a, inputs, patterns)
-    out_b, seen_b = run_capturing(model_b, inputs, patterns)
-    report = CompareReport()
-    for key, arrs_a in seen_a.items():
-        arrs_b = seen_b.get(key)
-        if arrs_b is None:
-            continue
-        if len(arrs_a) != len(arrs_b) or any(a.shape != b.shape for a, b in zip(arrs_a, arrs_b)):
-            report.rows.append((key, float("inf"), False))
-        else:
-            diff = max((float(np.max(np.abs(a - b))) if a.size else 0.0) for a, b in zip(arrs_a, arrs_b))
-            ok = all(np.allclose(a, b, atol=atol, rtol=rtol) for a, b in zip(arrs_a, arrs_b))
-            report.rows.append((key, diff, ok))
-        if not report.rows[-1][2] and report.first_divergence is None:
-            report.first_divergence = key
-    if len(out_a) == len(out_b) and all(a.shape == b.shape for a, b in zip(out_a, out_b)):
-        report.output_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(out_a, out_b))
-    else:
-        report.output_diff = float("inf")
-    return report

@@ -116,6 +116,13 @@ class PaddleBackend(Backend):
 
         return paddle.to_tensor(np.array(array, copy=True))
 
+    def float64_copy(self, model: Any) -> Any:
+        import copy
+
+        twin = copy.deepcopy(model)
+        twin.to(dtype="float64")
+        return twin
+
     def infer(self, model: Any, *inputs: Any) -> Any:
         import paddle
 

@@ -72,6 +72,11 @@ class TorchBackend(Backend):
         with torch.no_grad():
             return model(*inputs)
 
+    def float64_copy(self, model: Any) -> Any:
+        import copy
+
+        return copy.deepcopy(model).double()
+
     def is_training(self, layer: Any) -> bool:
         return bool(layer.training)
 
