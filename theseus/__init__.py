@@ -27,6 +27,8 @@ from ._backend import (
 from ._errors import (
     AmbiguousBackendError,
     BackendNotFoundError,
+    ConfigError,
+    UnknownTypeError,
     DescriptorSyntaxError,
     FrameworkConflictError,
     InvalidArgumentError,
@@ -47,10 +49,21 @@ from ._certificate import PortMismatchError, certify, verify
 from ._extract import extract
 from ._features import FeatureInfo, features
 from ._freeze import freeze, freeze_before, frozen, unfreeze
+from ._registry import KINDS, register, registered
+from ._build import InitReport, build, init_model, load_config
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConfigError",
+    "InitReport",
+    "KINDS",
+    "UnknownTypeError",
+    "build",
+    "init_model",
+    "load_config",
+    "register",
+    "registered",
     "AmbiguousBackendError",
     "CompareReport",
     "FeatureInfo",

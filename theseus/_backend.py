@@ -110,6 +110,9 @@ class Backend(ABC):
     #: False when the framework's own eager forwards are wrong if run from several threads
     #: at once; theseus then serialises the calls it controls (``lock_calls``, wrappers).
     thread_safe: ClassVar[bool] = True
+    #: The module that registers this backend's built-in model parts (backbones, necks,
+    #: heads, activations) with ``theseus.register``; imported by ``theseus.build``.
+    parts_module: ClassVar[Optional[str]] = None
 
     # -- recognition and structure ---------------------------------------------------
     @abstractmethod

@@ -19,6 +19,8 @@ __all__ = [
     "InvalidReplacementError",
     "StateMismatchError",
     "InvalidArgumentError",
+    "ConfigError",
+    "UnknownTypeError",
 ]
 
 
@@ -125,3 +127,44 @@ class StateMismatchError(TheseusError, ValueError):
 
 class InvalidArgumentError(TheseusError, TypeError):
     """An argument of the wrong type or kind (e.g. a number where descriptors were expected)."""
+
+
+class ConfigError(TheseusError, ValueError):
+    """A model config that cannot be built; the message starts with where in the config
+    (``head.mid_channels``) and says what would be right.
+
+    Attributes:
+        path: the config path of the offending entry (``""`` for the config itself).
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class UnknownTypeError(ConfigError, LookupError):
+    """A config ``type`` that nothing is registered under.
+
+    Attributes:
+        name: the type asked for.
+        kind: ``backbone``, ``neck``, ``head``, ``activation``...
+        registered: the names registered for that kind (on the backend asked for).
+        suggestion: the closest registered name, or None.
+    """
+
+    def __init__(self, path: str, name: str, kind: str, registered: list, suggestion: object = None,
+                 problem: str = "") -> None:
+        self.name = name
+        self.kind = kind
+        self.registered = list(registered)
+        self.suggestion = suggestion
+        msg = problem or f"unknown {kind} type {name!r}"
+        if suggestion:
+            msg += f"; did you mean {suggestion!r}?"
+        if registered:
+            msg += f"; registered {kind} types: {', '.join(registered)}"
+        msg += " (theseus.register(kind, name) adds one)"
+        super().__init__(path, msg)
+
+    def __str__(self) -> str:
+        return self.args[0]

@@ -127,6 +127,7 @@ class MindSporeBackend(Backend):
     framework = "mindspore"
     install_hint = "pip install theseus-mindspore"
     conformance_module = "theseus_mindspore.conformance"
+    parts_module = "theseus_mindspore._parts"
     # MindSpore 2.10 PyNative gives wrong results when forwards run concurrently from several
     # threads, even on separate cells without hooks (measured: 8 threads x 50), so theseus
     # serialises the forwards of models it captures from ("threads" holds through lock_calls).

@@ -46,6 +46,7 @@ class PaddleBackend(Backend):
     framework = "paddle"
     install_hint = "pip install theseus-paddle"
     conformance_module = "theseus_paddle.conformance"
+    parts_module = "theseus_paddle._parts"
     capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
 
     # -- recognition and structure ---------------------------------------------------

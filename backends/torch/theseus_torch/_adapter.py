@@ -25,6 +25,7 @@ class TorchBackend(Backend):
     framework = "torch"
     install_hint = "pip install theseus-torch"
     conformance_module = "theseus_torch.conformance"
+    parts_module = "theseus_torch._parts"
     capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
 
     def is_layer(self, obj: Any) -> bool:
