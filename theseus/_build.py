@@ -232,6 +232,7 @@ def _backbone_options(layer: Any, part: _Part, ctx: _Context) -> Any:
         if frozen >= len(stages):
             raise ConfigError(f"{path}.frozen_stages", f"{frozen} is out of range: the backbone has {len(stages)} "
                               f"stages ({', '.join(stages)}); use -1..{len(stages) - 1}")
+        # the stage and everything defined before it (the stem), statistics held too
         freeze_before(layer, stages[frozen], norm_eval=True)
     if norm_eval:
         _hold_norm_eval(ctx.backend, layer)

@@ -434,6 +434,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--skip-mismatched", action="store_true", help="skip (report) keys whose shapes differ")
     s.set_defaults(func=cmd_port)
     __import__("theseus._cli_compare", fromlist=["register"]).register(sub)
+    importlib.import_module("theseus._cli_build").register(sub)
     return p
 
 
