@@ -365,3 +365,35 @@ def test_third_party_backbone_with_the_seed_neck_and_head(backend):
     frozen = theseus.frozen(net)
     assert frozen and all(n.startswith("backbone.model.") for n in frozen)
     assert not any("layer4" in n or "blocks.7" in n for n in frozen)
+
+
+# -- fuzzing: any config value gives a model or a TheseusError, never a raw exception --------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True), st.text(max_size=4),
+                    st.lists(st.integers(-2, 20), max_size=3), st.dictionaries(st.sampled_from(["type", "x"]),
+                                                                               st.sampled_from(["ReLU", "Normal", 1]),
+                                                                               max_size=2))
+_head_keys = ["num_classes", "in_channels", "mid_channels", "dropout_rate", "act_cfg", "loss", "topk", "init_cfg",
+              "norm_cfg", "cal_acc", "bogus"]
+_neck_keys = ["in_channels", "out_channels", "num_outs", "start_level", "end_level", "add_extra_convs",
+              "relu_before_extra_convs"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=st.dictionaries(st.sampled_from(_head_keys), _values, max_size=6),
+       neck=st.dictionaries(st.sampled_from(_neck_keys), _values, max_size=6),
+       kinds=st.tuples(st.sampled_from(["LinearClsHead", "StackedLinearClsHead"]), st.sampled_from(["FPN", "GlobalAveragePooling"])))
+def test_fuzzed_configs_build_or_raise_a_theseus_error(head, neck, kinds):
+    _need("torch")
+    cfg = {"head": dict(head, type=kinds[0]), "neck": dict(neck, type=kinds[1])}
+    snapshot = copy.deepcopy(cfg)
+    try:
+        net = theseus.build(cfg, backend="torch")
+    except theseus.TheseusError:
+        pass
+    else:
+        assert theseus.backend_of(net).name == "torch"
+    assert repr(cfg) == repr(snapshot)  # never changed (repr: NaN != NaN)
