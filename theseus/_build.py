@@ -11,7 +11,7 @@ import copy
 import inspect
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping, Optional, Union
 
 from ._backend import Backend, backend_of, backends, get_backend
@@ -19,7 +19,8 @@ from ._errors import ConfigError, InvalidArgumentError, TheseusError
 from ._init_cfg import apply_init_cfg
 from ._registry import lookup_factory
 from ._specs import ACTIVATION_ARGS, DEFAULT_INIT, activation_args, spec_for
-from ._state import LoadReport, load_state, read_state
+from ._grammar import parse
+from ._state import LoadReport, load_state
 
 __all__ = ["build", "init_model", "load_config", "InitReport"]
 
@@ -363,6 +364,8 @@ def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
         raise InvalidArgumentError(f"init_model: mode must be 'eval' or 'train', got {mode!r}")
     weights = None
     if checkpoint is not None:
+        from . import read_state  # wherever the file formats live
+
         weights = read_state(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
         if isinstance(weights, Mapping) and isinstance(weights.get("state_dict"), Mapping):
             weights = weights["state_dict"]
@@ -375,7 +378,7 @@ def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
     if weights is not None:
         prefix = "backbone" if mode == "train" else None
         got = load_state(model, weights, strict=False, prefix=prefix, skip_mismatched=True)
-        report = InitReport(**{f: getattr(got, f) for f in ("loaded", "missing", "unexpected", "mismatched", "skipped")},
+        report = InitReport(**{f.name: getattr(got, f.name) for f in fields(got) if f.init},
                             checkpoint_keys=len(weights))
         why = report.reasons
         for k in report.missing:
@@ -387,10 +390,9 @@ def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
         for k in report.skipped:
             why[k] = "train mode loads backbone keys only (kept its initialisation)"
         loaded = set(report.loaded) | set(why)
-        from ._state import _canonical_key
-
         for k in weights:
-            c = _canonical_key(k)
+            desc, _, leaf = str(k).rpartition(".")
+            c = f"{parse(desc)}.{leaf}"
             if c not in loaded and prefix is not None and not (c.startswith(prefix + ".") or c.startswith(prefix + "[")):
                 report.unexpected.append(c)
                 why[c] = "not a backbone key (train mode loads backbone keys only)"
