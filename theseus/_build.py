@@ -216,8 +216,7 @@ def _indices(path: str, value: Any) -> Optional[list]:
 def _backbone_options(layer: Any, part: _Part, ctx: _Context) -> Any:
     """``out_indices``, ``frozen_stages``, ``norm_eval`` on any backbone, through the generic
     stage detection of ``features`` and the freezing of ``freeze``/``freeze_before``."""
-    from ._extract import features
-    from ._freeze import freeze_before
+    from . import features, freeze_before  # the public API, wherever it lives
 
     opts, path = part.options, part.path
     picked = _indices(path, opts.get("out_indices", -1))
