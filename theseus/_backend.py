@@ -37,6 +37,15 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "theseus.backends"
 
+#: The one install-hint table: framework module -> the distribution that adds its backend
+#: (each pulls the core ``theseus-surgery``).
+INSTALL_HINTS: dict[str, str] = {
+    "torch": "pip install theseus-surgery-torch",
+    "paddle": "pip install theseus-surgery-paddle",
+    "mindspore": "pip install theseus-surgery-mindspore",
+}
+FIRST_PARTY_HINT = "first-party backends: " + " / ".join(INSTALL_HINTS.values())
+
 class Capability(NamedTuple):
     """One optional part of the Backend protocol: what it means and the ``Backend`` methods a
     backend that declares it implements (the others keep defaults that raise
@@ -99,7 +108,8 @@ class Backend(ABC):
     * ``name``: the entry-point name (``"torch"``).
     * ``framework``: the top-level module that must be in ``sys.modules`` for the backend to
       be considered (``"torch"``); ``None`` for a backend that needs no framework.
-    * ``install_hint``: what a user installs to get it (``"pip install theseus-torch"``).
+    * ``install_hint``: what a user installs to get it (``"pip install theseus-surgery-torch"``);
+      first-party ones come from ``INSTALL_HINTS``.
     * ``capabilities``: the subset of ``CAPABILITIES`` this backend supports.
     """
 
@@ -356,7 +366,7 @@ def get_backend(name: str) -> Backend:
     if b is None:
         raise BackendNotFoundError(
             f"no theseus backend named {name!r} is installed; installed: {sorted(backends()) or 'none'}. "
-            f"First-party backends: pip install theseus-torch / theseus-paddle / theseus-mindspore"
+            f"{FIRST_PARTY_HINT}"
         )
     return b
 
@@ -397,11 +407,8 @@ def backend_of(model: Any) -> Backend:
         )
     if not found:
         mod = (t.__module__ or "").split(".")[0]
-        hint = {
-            "torch": "pip install theseus-torch",
-            "paddle": "pip install theseus-paddle",
-            "mindspore": "pip install theseus-mindspore",
-        }.get(mod, "install or register a theseus backend for its framework (see theseus.register_backend)")
+        hint = INSTALL_HINTS.get(mod, "install or register a theseus backend for its framework "
+                                      "(see theseus.register_backend)")
         installed = sorted(backends()) or ["none"]
         raise BackendNotFoundError(
             f"no installed theseus backend recognises a model of type {t.__module__}.{t.__qualname__}; "

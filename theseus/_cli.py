@@ -131,8 +131,9 @@ def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
         rows.append([name, fw or "-", _framework_version(fw), caps,
                      getattr(cls, "conformance_module", None) or "-"])
     if not rows:
-        print("no theseus backends installed; first-party backends: pip install theseus-torch / "
-              "theseus-paddle / theseus-mindspore", file=out)
+        from ._backend import FIRST_PARTY_HINT
+
+        print(f"no theseus backends installed; {FIRST_PARTY_HINT}", file=out)
         return 0
     print(_table(["backend", "framework", "version", "capabilities", "conformance module"], rows), file=out)
     return 0

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle, StateMismatchError, UnsupportedOperation
+from theseus._backend import INSTALL_HINTS
 
 __all__ = ["MindSporeBackend"]
 
@@ -125,7 +126,7 @@ class MindSporeBackend(Backend):
 
     name = "mindspore"
     framework = "mindspore"
-    install_hint = "pip install theseus-mindspore"
+    install_hint = INSTALL_HINTS["mindspore"]
     conformance_module = "theseus_mindspore.conformance"
     parts_module = "theseus_mindspore._parts"
     # MindSpore 2.10 PyNative gives wrong results when forwards run concurrently from several

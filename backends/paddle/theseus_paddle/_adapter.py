@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle, UnsupportedOperation
+from theseus._backend import INSTALL_HINTS
 
 __all__ = ["PaddleBackend"]
 
@@ -44,7 +45,7 @@ class PaddleBackend(Backend):
 
     name = "paddle"
     framework = "paddle"
-    install_hint = "pip install theseus-paddle"
+    install_hint = INSTALL_HINTS["paddle"]
     conformance_module = "theseus_paddle.conformance"
     parts_module = "theseus_paddle._parts"
     capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})

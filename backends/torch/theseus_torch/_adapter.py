@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle
+from theseus._backend import INSTALL_HINTS
 
 __all__ = ["TorchBackend"]
 
@@ -23,7 +24,7 @@ def _nn():
 class TorchBackend(Backend):
     name = "torch"
     framework = "torch"
-    install_hint = "pip install theseus-torch"
+    install_hint = INSTALL_HINTS["torch"]
     conformance_module = "theseus_torch.conformance"
     parts_module = "theseus_torch._parts"
     capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})

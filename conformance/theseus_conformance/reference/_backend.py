@@ -51,7 +51,7 @@ class ReferenceBackend(Backend):
 
     name = "reference"
     framework = None
-    install_hint = "part of theseus-conformance"
+    install_hint = "pip install theseus-surgery-conformance"
     capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval"})
 
     def is_layer(self, obj: Any) -> bool:
