@@ -392,3 +392,51 @@ def test_fuzzed_configs_build_or_raise_a_theseus_error(head, neck, kinds):
     else:
         assert theseus.backend_of(net).name == "torch"
     assert repr(cfg) == repr(snapshot)  # never changed (repr: NaN != NaN)
+
+
+# -- activations and losses: same numbers on every framework ------------------------------
+
+ACTS = [{"type": "GELU"}, {"type": "LeakyReLU"}, {"type": "LeakyReLU", "negative_slope": 0.3}, {"type": "HSigmoid"},
+        {"type": "HSwish"}, {"type": "ELU", "alpha": 0.5}, {"type": "SiLU"}, {"type": "ReLU6"}, {"type": "Tanh"}]
+
+
+def _head_only(act):
+    return {"head": {"type": "StackedLinearClsHead", "num_classes": 3, "in_channels": 4, "mid_channels": [6, 5],
+                     "act_cfg": act, "init_cfg": {"type": "Normal", "layer": "Linear", "std": 2.0}}}
+
+
+@pytest.mark.parametrize("backend", ["paddle", "mindspore"])
+def test_activations_agree_with_torch(backend):
+    """MindSpore's GELU (tanh approximation) and LeakyReLU (alpha 0.2) defaults differ from torch's."""
+    _need("torch")
+    _need(backend)
+    x = np.random.default_rng(1).standard_normal((8, 4)).astype(np.float32) * 3
+    for act in ACTS:
+        ref, net = theseus.build(_head_only(act), backend="torch"), theseus.build(_head_only(act), backend=backend)
+        for n in (ref, net):
+            theseus.backend_of(n).set_training(n, False)
+        # init_cfg is drawn by theseus: the weights are already equal, no port needed
+        assert all(np.array_equal(a, theseus.state(net)[k]) for k, a in theseus.state(ref).items())
+        assert_agree(_run(net, x), _run(ref, x), name=f"{act} on {backend}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_head_loss_is_weighted_cross_entropy(backend):
+    b = _need(backend)
+    cfg = {"head": {"type": "LinearClsHead", "num_classes": 4, "in_channels": 3,
+                    "loss": {"type": "CrossEntropyLoss", "loss_weight": 0.5}}}
+    net = theseus.build(cfg, backend=backend)
+    logits = np.array([[1.0, 2.0, 0.5, -1.0], [0.0, 0.0, 3.0, 1.0]], np.float32)
+    labels = np.array([1, 2], np.int64 if backend != "mindspore" else np.int32)
+    got = b.to_numpy(net.head.loss(b.from_numpy(logits), b.from_numpy(labels))["loss"])
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    assert_agree(got, 0.5 * -logp[[0, 1], [1, 2]].mean(), name="loss")
+
+
+def test_out_indices_null_keeps_the_backbones_own_output():
+    _need("torch")
+    net = theseus.build({"backbone": {"type": "MobileNetV1", "scale": 0.25, "class_num": 7, "out_indices": None}},
+                        backend="torch")
+    assert type(net.backbone).__name__ == "MobileNetV1"
+    net.eval()
+    assert _run(net, X).shape == (2, 7)

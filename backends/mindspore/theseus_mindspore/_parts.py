@@ -152,10 +152,30 @@ class StackedLinearClsHead(_ClsHead):
         return x
 
 
+class ELU(nn.Cell):
+    """``x`` if ``x > 0`` else ``alpha * (exp(x) - 1)``: MindSpore's ``nn.ELU`` accepts only alpha=1.0."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def construct(self, x: Any) -> Any:
+        return ops.where(x > 0, x, self.alpha * (ops.exp(ops.minimum(x, 0.0)) - 1))
+
+
+class Tanh(nn.Cell):
+    """tanh from ``exp``: MindSpore's CPU ``nn.Tanh``/``ops.tanh`` is off by up to 1e-4 (at x = -5)."""
+
+    def construct(self, x: Any) -> Any:
+        e = ops.exp(-2 * ops.abs(x))
+        t = (1 - e) / (1 + e)
+        return ops.where(x < 0, -t, t)
+
+
 for _name, _make in {"ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "HSwish": nn.HSwish, "HSigmoid": nn.HSigmoid,
-                     "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "SiLU": nn.SiLU, "Swish": nn.SiLU,
+                     "Sigmoid": nn.Sigmoid, "Tanh": Tanh, "SiLU": nn.SiLU, "Swish": nn.SiLU,
                      # MindSpore defaults differ: GELU is the tanh approximation, LeakyReLU alpha=0.2.
                      "GELU": lambda: nn.GELU(approximate=False),
                      "LeakyReLU": lambda negative_slope: nn.LeakyReLU(alpha=negative_slope),
-                     "ELU": lambda alpha: nn.ELU(alpha)}.items():
+                     "ELU": ELU}.items():
     reg("activation", _name)(_make)
