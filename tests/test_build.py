@@ -440,3 +440,21 @@ def test_out_indices_null_keeps_the_backbones_own_output():
     assert type(net.backbone).__name__ == "MobileNetV1"
     net.eval()
     assert _run(net, X).shape == (2, 7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_init_model_reads_a_bare_backbone_checkpoint(backend, tmp_path):
+    """A pretrained backbone saved on its own (keys conv.conv.weight ...) meets backbone.model.*."""
+    _need("torch")
+    _need(backend)
+    from theseus_torch import MobileNetV1
+
+    plain = theseus.state(MobileNetV1(scale=0.25, class_num=10, seed=3))
+    theseus.save_state(tmp_path / "mbv1.npz", plain)
+    net, report = theseus.init_model(SEED_CFG, tmp_path / "mbv1.npz", mode="train", backend=backend)
+    assert report.renamed == ("", "backbone.model.")
+    assert sorted(report.loaded) == sorted("backbone.model." + k for k in plain) and not report.unexpected
+    assert "checkpoint keys (no prefix)... read as backbone.model...." in str(report)
+    np.testing.assert_array_equal(theseus.state(net)["backbone.model.blocks[5].depthwise_conv.conv.weight"],
+                                  plain["blocks[5].depthwise_conv.conv.weight"])
+    assert sorted(report.skipped) == [k for k in sorted(theseus.state(net)) if k.startswith("head.")]

@@ -329,11 +329,52 @@ class InitReport(LoadReport):
 
     reasons: dict = field(default_factory=dict)
     checkpoint_keys: int = 0
+    renamed: tuple = ()
 
     def __str__(self) -> str:
         if not self.checkpoint_keys:
             return "no checkpoint: weights as initialised"
-        return f"{super().__str__()} (of {self.checkpoint_keys} checkpoint tensors)"
+        text = f"{super().__str__()} (of {self.checkpoint_keys} checkpoint tensors)"
+        if self.renamed:
+            text += f"; checkpoint keys {self.renamed[0] or '(no prefix)'}... read as {self.renamed[1] or ''}..."
+        return text
+
+
+_PREFIXES = ("", "module.", "model.", "backbone.", "backbone.model.")
+
+
+def _state_keys(model: Any) -> list:
+    from ._state import state
+
+    return list(state(model))
+
+
+def _canonical(key: Any) -> str:
+    desc, _, leaf = str(key).rpartition(".")
+    try:
+        return f"{parse(desc)}.{leaf}" if desc else str(key)
+    except TheseusError:
+        return str(key)
+
+
+def _align_keys(weights: Mapping, model_keys: set) -> tuple[dict, tuple]:
+    """Checkpoints of a bare backbone (``conv.conv.weight``), of a DDP model (``module.``) or of
+    a build without ``out_indices`` meet the model's keys (``backbone.model.conv.conv.weight``):
+    the one prefix swap ``(strip, add)`` that matches the most model keys is applied, if it
+    matches more than the keys as they are; ``renamed`` in the report says which."""
+    canon = {_canonical(k): v for k, v in weights.items()}
+    best, hits = (), sum(k in model_keys for k in canon)
+    for strip in _PREFIXES:
+        for add in _PREFIXES:
+            if strip == add:
+                continue
+            n = sum(k.startswith(strip) and add + k[len(strip):] in model_keys for k in canon)
+            if n > hits:
+                best, hits = (strip, add), n
+    if not best:
+        return canon, ()
+    strip, add = best
+    return {(add + k[len(strip):] if k.startswith(strip) else k): v for k, v in canon.items()}, best
 
 
 def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
@@ -343,6 +384,9 @@ def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
     Every checkpoint key that exists in the model with the same shape is loaded; in
     ``mode="train"`` only keys under ``backbone`` (a pretrained backbone, fresh neck and
     head). Nothing is printed: the report says what was loaded and, for everything else, why.
+    Keys may be canonical or native (``blocks.0.conv.weight``); a checkpoint of the bare
+    backbone, of a DDP model (``module.``) or of another build meets the model's keys by one
+    prefix swap, chosen by the number of keys it matches and reported as ``report.renamed``.
 
     Args:
         cfg: as for ``build``.
@@ -376,9 +420,10 @@ def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
     report = InitReport()
     if weights is not None:
         prefix = "backbone" if mode == "train" else None
+        weights, renamed = _align_keys(weights, set(_state_keys(model)))
         got = load_state(model, weights, strict=False, prefix=prefix, skip_mismatched=True)
         report = InitReport(**{f.name: getattr(got, f.name) for f in fields(got) if f.init},
-                            checkpoint_keys=len(weights))
+                            checkpoint_keys=len(weights), renamed=renamed)
         why = report.reasons
         for k in report.missing:
             why[k] = "not in the checkpoint (kept its initialisation)"
