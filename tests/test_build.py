@@ -458,3 +458,23 @@ def test_init_model_reads_a_bare_backbone_checkpoint(backend, tmp_path):
     np.testing.assert_array_equal(theseus.state(net)["backbone.model.blocks[5].depthwise_conv.conv.weight"],
                                   plain["blocks[5].depthwise_conv.conv.weight"])
     assert sorted(report.skipped) == [k for k in sorted(theseus.state(net)) if k.startswith("head.")]
+
+
+def test_cli_build_with_checkpoint_and_save(tmp_path, capsys):
+    _need("torch")
+    from theseus._cli import main
+    from theseus_torch import MobileNetV1
+
+    theseus.save_state(tmp_path / "bb.npz", theseus.state(MobileNetV1(scale=0.25, class_num=10)))
+    (tmp_path / "seed.json").write_text(json.dumps(SEED_CFG))
+    assert main(["build", str(tmp_path / "seed.json"), "--backend", "torch", "--checkpoint", str(tmp_path / "bb.npz"),
+                 "--mode", "train", "--save", str(tmp_path / "out.npz")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("built BuildNet on torch: backbone -> neck -> head; 141 tensors")
+    assert out[1] == ("checkpoint: loaded 137 (of 137 checkpoint tensors); "
+                      "checkpoint keys (no prefix)... read as backbone.model....")
+    assert "  head.layers[1].fc.bias: train mode loads backbone keys only (kept its initialisation)" in out
+    assert out[-1] == f"wrote 141 arrays to {tmp_path / 'out.npz'}"
+    saved = theseus.read_state(tmp_path / "out.npz")
+    np.testing.assert_array_equal(saved["backbone.model.conv.conv.weight"],
+                                  theseus.read_state(tmp_path / "bb.npz")["conv.conv.weight"])
