@@ -478,3 +478,22 @@ def test_cli_build_with_checkpoint_and_save(tmp_path, capsys):
     saved = theseus.read_state(tmp_path / "out.npz")
     np.testing.assert_array_equal(saved["backbone.model.conv.conv.weight"],
                                   theseus.read_state(tmp_path / "bb.npz")["conv.conv.weight"])
+
+
+def test_a_list_of_parts_runs_in_sequence_on_every_framework():
+    for b in BACKENDS:
+        _need(b)
+    cfg = dict(FPN_CFG, neck=[FPN_CFG["neck"], {"type": "GlobalAveragePooling"}],
+               head={"type": "LinearClsHead", "num_classes": 3, "in_channels": 16})
+    nets = {b: theseus.build(cfg, backend=b) for b in BACKENDS}
+    names = theseus.list_descriptors(nets["torch"])
+    assert "neck[0].fpn_convs[4].conv" in names and "neck[1].gap" in names and "head.fc" in names
+    for b, net in nets.items():
+        theseus.backend_of(net).set_training(net, False)
+        assert theseus.list_descriptors(net) == names
+        if b != "torch":
+            assert theseus.port(nets["torch"], net).ok
+    ref = _run(nets["torch"], X)
+    assert ref.shape == (2, 3)
+    for b in ("paddle", "mindspore"):
+        assert_agree(_run(nets[b], X), ref, name=f"list neck on {b}")
