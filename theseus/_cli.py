@@ -80,16 +80,43 @@ def _framework_version(module: Optional[str]) -> str:
     return "not installed"
 
 
-def load_model(spec: str) -> Any:
-    """``module:callable`` -> ``callable()`` (``callable`` may be dotted: ``pkg.mod:Cls.make``)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr or not re.fullmatch(r"[\w.]+", module_name) \
-            or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", attr):
-        raise CLIError(f"MODEL must be 'module:callable' (e.g. theseus_torch:MobileNetV1), got {spec!r}")
+def _import_model_module(module_name: str, spec: str) -> Any:
+    """Import ``pkg.mod`` (the current folder first on the path, as ``python -m`` does) or
+    the file ``path/to/file.py`` (its folder first on the path, for its own imports)."""
+    if module_name.endswith(".py"):
+        path = os.path.abspath(module_name)
+        if not os.path.isfile(path):
+            raise CLIError(f"no file {module_name!r} (MODEL {spec!r})")
+        folder, name = os.path.split(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        loader_spec = importlib.util.spec_from_file_location(name[:-3], path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[loader_spec.name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except ImportError as err:
+            del sys.modules[loader_spec.name]
+            raise CLIError(f"cannot import {module_name!r} of MODEL {spec!r}: {err}") from None
+        return module
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
-        obj: Any = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ImportError as err:
         raise CLIError(f"cannot import module {module_name!r} of MODEL {spec!r}: {err}") from None
+
+
+def load_model(spec: str) -> Any:
+    """``module:callable`` or ``path/to/file.py:callable`` -> ``callable()`` (``callable`` may
+    be dotted: ``pkg.mod:Cls.make``). A module is looked up in the current folder first."""
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr \
+            or not (module_name.endswith(".py") or re.fullmatch(r"[\w.]+", module_name)) \
+            or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", attr):
+        raise CLIError(f"MODEL must be 'module:callable' or 'path/to/file.py:callable' "
+                       f"(e.g. theseus_torch:MobileNetV1), got {spec!r}")
+    obj: Any = _import_model_module(module_name, spec)
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)

@@ -247,6 +247,17 @@ def test_paddle_then_mindspore_import_conflict_is_fixed():
     assert fixed == [[1, 10], 3.0]
 
 
+def test_importing_theseus_mindspore_after_paddle_lets_a_plain_mindspore_import_work():
+    r = _run("""
+        import json, sys, paddle
+        import theseus_mindspore
+        assert "mindspore" not in sys.modules      # the preload does not import mindspore
+        import mindspore
+        print("RESULT " + json.dumps(mindspore.ops.add(mindspore.Tensor([1.0]), 2.0).asnumpy().tolist()))
+    """)
+    assert r == [3.0]
+
+
 def test_unfixable_import_conflict_raises_framework_conflict_error():
     r = _run("""
         import json, paddle, importlib.util, theseus

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._dnnl import preload_dnnl
+
+# `import paddle; import theseus_mindspore; import mindspore` works: MindSpore's own oneDNN
+# is loaded here, before anything imports mindspore (see _dnnl).
+preload_dnnl()
+
 __all__ = ["MindSporeBackend", "TheseusLayer", "MobileNetV1", "ConvBNLayer", "DepthwiseSeparable"]
 
 _LAZY = {

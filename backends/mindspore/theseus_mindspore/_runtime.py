@@ -13,15 +13,14 @@ Two environment traps are handled once, at first use:
 
 from __future__ import annotations
 
-import ctypes
-import importlib.util
-import os
 import sys
 import warnings
 
 import numpy as np
 
 from theseus import FrameworkConflictError, TheseusWarning
+
+from ._dnnl import preload_dnnl
 
 __all__ = ["mindspore", "NumpyVersionWarning", "in_jit"]
 
@@ -42,28 +41,10 @@ def _check_numpy() -> None:
         )
 
 
-def _preload_dnnl() -> None:
-    """Load mindspore/lib/libdnnl.so.3 globally, before paddle's copy can be reused."""
-    try:
-        spec = importlib.util.find_spec("mindspore")
-    except (ImportError, ValueError):
-        return
-    if spec is None or not spec.submodule_search_locations:
-        return
-    for root in spec.submodule_search_locations:
-        path = os.path.join(root, "lib", "libdnnl.so.3")
-        if os.path.exists(path):
-            try:
-                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                pass
-            return
-
-
 def _import_mindspore():
     if "mindspore" in sys.modules:
         return sys.modules["mindspore"]
-    _preload_dnnl()
+    preload_dnnl()
     try:
         import mindspore
     except ModuleNotFoundError as err:

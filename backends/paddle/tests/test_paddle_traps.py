@@ -244,3 +244,15 @@ def test_import_does_not_load_paddle():
                           check=True).stdout.strip() == "False"
     assert theseus.get_backend("paddle").name == "paddle"
     assert theseus.backend_of(nn.ReLU()).name == "paddle"
+
+
+def test_importing_paddle_through_theseus_prints_no_ccache_warning():
+    """Paddle warns "No ccache found" on import (about compiling C++ extensions, which
+    theseus never does); through theseus_paddle the message is not printed."""
+    import subprocess
+    import sys
+
+    code = "import theseus_paddle, paddle; from theseus_paddle import MobileNetV1; print('ok')"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    assert "ccache" not in proc.stderr
