@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from theseus import read_state, save_state
-from theseus._cli import Run, build_table, exit_status, parse_junit
+from theseus_conformance.runner import Run, build_table, exit_status, parse_junit
 
 
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
