@@ -44,6 +44,7 @@ from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
 from ._state import LoadReport, load_state, port, read_state, save_state, state
+from ._seeded import seeded_init
 from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
 from ._certificate import PortMismatchError, certify, verify
 from ._extract import extract
@@ -86,6 +87,7 @@ __all__ = [
     "port",
     "read_state",
     "save_state",
+    "seeded_init",
     "state",
     "Backend",
     "BackendNotFoundError",

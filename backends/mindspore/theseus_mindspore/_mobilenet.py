@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import numpy as np
 
+from theseus import seeded_init
 from theseus.architectures import MOBILENET_V1_BLOCKS
 
 from ._layer import TheseusLayer
@@ -73,7 +73,7 @@ class MobileNetV1(TheseusLayer):
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(start_dim=1, end_dim=-1)
         self.fc = nn.Dense(int(1024 * scale), class_num)
-        _init(self, seed)
+        seeded_init(self, seed)
         self.init_res(return_patterns)
 
     def construct(self, x):
@@ -82,17 +82,3 @@ class MobileNetV1(TheseusLayer):
         x = self.avg_pool(x)
         x = self.flatten(x)
         return self.fc(x)
-
-
-def _init(net: nn.Cell, seed: int) -> None:
-    """He-normal convs, LeCun-normal dense, zero bias, from one numpy stream (definition order)."""
-    rng = np.random.RandomState(seed)
-    for _, cell in net.cells_and_names():
-        if isinstance(cell, nn.Conv2d):
-            shape = tuple(cell.weight.shape)
-            std = (2.0 / int(np.prod(shape[1:]))) ** 0.5
-            cell.weight.set_data(mindspore.Tensor((rng.standard_normal(shape) * std).astype(np.float32)))
-        elif isinstance(cell, nn.Dense):
-            shape = tuple(cell.weight.shape)
-            cell.weight.set_data(mindspore.Tensor((rng.standard_normal(shape) / shape[1] ** 0.5).astype(np.float32)))
-            cell.bias.set_data(mindspore.Tensor(np.zeros(tuple(cell.bias.shape), np.float32)))

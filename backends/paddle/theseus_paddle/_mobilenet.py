@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import numpy as np
 import paddle
 import paddle.nn as nn
 
+from theseus import seeded_init
 from theseus.architectures import MOBILENET_V1_BLOCKS
 
 from ._layer import TheseusLayer
@@ -67,7 +67,7 @@ class MobileNetV1(TheseusLayer):
         self.avg_pool = nn.AdaptiveAvgPool2D(1)
         self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
         self.fc = nn.Linear(int(1024 * scale), class_num)
-        _init(self, seed)
+        seeded_init(self, seed)
         self.init_res(return_patterns)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
@@ -76,17 +76,3 @@ class MobileNetV1(TheseusLayer):
         x = self.avg_pool(x)
         x = self.flatten(x)
         return self.fc(x)
-
-
-def _init(net: nn.Layer, seed: int) -> None:
-    """He-normal convs, LeCun-normal linear weights (Paddle layout ``[in, out]``), zero biases."""
-    rng = np.random.RandomState(seed)
-    for m in net.sublayers(include_self=True):
-        if isinstance(m, nn.Conv2D):
-            shape = list(m.weight.shape)
-            fan_in = int(np.prod(shape[1:]))
-            m.weight.set_value((rng.standard_normal(shape) * (2.0 / fan_in) ** 0.5).astype("float32"))
-        elif isinstance(m, nn.Linear):
-            shape = list(m.weight.shape)
-            m.weight.set_value((rng.standard_normal(shape) * (1.0 / shape[0]) ** 0.5).astype("float32"))
-            m.bias.set_value(np.zeros(list(m.bias.shape), dtype="float32"))

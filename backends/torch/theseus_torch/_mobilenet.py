@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn as nn
 
+from theseus import seeded_init
 from theseus.architectures import MOBILENET_V1_BLOCKS
 
 from ._layer import TheseusLayer
@@ -62,7 +63,7 @@ class MobileNetV1(TheseusLayer):
         self.avg_pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(start_dim=1, end_dim=-1)
         self.fc = nn.Linear(int(1024 * scale), class_num)
-        _init(self, seed)
+        seeded_init(self, seed)
         self.init_res(return_patterns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,15 +72,3 @@ class MobileNetV1(TheseusLayer):
         x = self.avg_pool(x)
         x = self.flatten(x)
         return self.fc(x)
-
-
-def _init(net: nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (1.0 / m.in_features) ** 0.5)
-                m.bias.zero_()

@@ -7,9 +7,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from theseus import seeded_init
 from theseus.architectures import MOBILENET_V1_BLOCKS
 
-from ._layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Layer, Linear, ReLU, Sequential, TheseusLayer
+from ._layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, TheseusLayer
 
 __all__ = ["MobileNetV1", "ConvBNLayer", "DepthwiseSeparable", "BLOCK_CONFIG"]
 
@@ -66,7 +67,7 @@ class MobileNetV1(TheseusLayer):
         self.avg_pool = AdaptiveAvgPool2d(1)
         self.flatten = Flatten(start_dim=1, end_dim=-1)
         self.fc = Linear(int(1024 * scale), class_num)
-        _init(self, seed)
+        seeded_init(self, seed)
         self.init_res(return_patterns)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -75,15 +76,3 @@ class MobileNetV1(TheseusLayer):
         x = self.avg_pool(x)
         x = self.flatten(x)
         return self.fc(x)
-
-
-def _init(net: Layer, seed: int) -> None:
-    """He-normal convolutions, LeCun-normal classifier, zero bias; same seed, same weights."""
-    rng = np.random.RandomState(seed)
-    for m in net.modules():
-        if isinstance(m, Conv2d):
-            fan_in = m.weight.data[0].size
-            m.weight.data = (rng.standard_normal(m.weight.shape) * (2.0 / fan_in) ** 0.5).astype(np.float32)
-        elif isinstance(m, Linear):
-            m.weight.data = (rng.standard_normal(m.weight.shape) * (1.0 / m.in_features) ** 0.5).astype(np.float32)
-            m.bias.data = np.zeros_like(m.bias.data)
