@@ -44,7 +44,7 @@ from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
 from ._state import LoadReport, load_state, port, read_state, save_state, state
-from ._seeded import seeded_init
+from ._seeded import seeded_init, seeded_weights
 from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
 from ._certificate import PortMismatchError, certify, verify
 from ._extract import extract
@@ -88,6 +88,7 @@ __all__ = [
     "read_state",
     "save_state",
     "seeded_init",
+    "seeded_weights",
     "state",
     "Backend",
     "BackendNotFoundError",

@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from theseus import seeded_init
+from theseus._seeded import seeded_weights
 from theseus.architectures import MOBILENET_V1_BLOCKS
 
 from ._layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, ReLU, Sequential, TheseusLayer
@@ -67,7 +67,9 @@ class MobileNetV1(TheseusLayer):
         self.avg_pool = AdaptiveAvgPool2d(1)
         self.flatten = Flatten(start_dim=1, end_dim=-1)
         self.fc = Linear(int(1024 * scale), class_num)
-        seeded_init(self, seed)
+        params = dict(self.named_parameters())   # the numpy layers need no backend for this
+        for name, array in seeded_weights({n: p.shape for n, p in params.items()}, seed).items():
+            params[name].data = array
         self.init_res(return_patterns)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
