@@ -295,7 +295,7 @@ class MindSporeBackend(Backend):
         names = self._local_names(layer)
         for neutral, arr in arrays.items():
             par = layer._params[names[neutral]]
-            arr = np.ascontiguousarray(arr, dtype=ms.dtype_to_nptype(par.dtype))
+            arr = np.ascontiguousarray(arr, dtype=par.asnumpy().dtype)  # not the deprecated dtype_to_nptype
             if tuple(arr.shape) != tuple(par.shape):  # set_data would silently reshape
                 raise StateMismatchError(f"{neutral}: shape {tuple(arr.shape)} does not fit {tuple(par.shape)}")
             par.set_data(ms.Tensor(arr.copy()))
