@@ -35,6 +35,7 @@ from ._errors import (
     InvalidReplacementError,
     LayerNotFoundError,
     NotALayerError,
+    StateFileError,
     StateMismatchError,
     TheseusError,
     UnsupportedOperation,
@@ -43,7 +44,8 @@ from ._grammar import Descriptor, parse
 from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
-from ._state import LoadReport, load_state, port, read_state, save_state, state
+from ._state import LoadReport, load_state, port, state
+from ._files import read_state, save_state
 from ._seeded import seeded_init, seeded_weights
 from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
 from ._certificate import PortMismatchError, certify, verify
@@ -104,6 +106,7 @@ __all__ = [
     "InvalidReplacementError",
     "LayerNotFoundError",
     "NotALayerError",
+    "StateFileError",
     "StateMismatchError",
     "TheseusError",
     "TheseusLayerMixin",

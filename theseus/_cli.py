@@ -20,9 +20,9 @@ import os
 import re
 import sys
 from importlib import metadata
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, NoReturn, Optional, Sequence, TextIO
 
-from ._errors import TheseusError
+from ._errors import DescriptorSyntaxError, TheseusError, clip, clip_repr
 
 __all__ = ["main"]
 
@@ -73,6 +73,18 @@ def _framework_version(module: Optional[str]) -> str:
     return "not installed"
 
 
+def _one_line(err: BaseException) -> str:
+    return clip(" ".join(str(err).split()), 300)
+
+
+def _error_line(err: BaseException) -> str:
+    """An error as the one line the CLI prints (multi-line theseus messages joined)."""
+    if isinstance(err, DescriptorSyntaxError):
+        text = f"{err.problem} at position {err.position} in descriptor {clip_repr(err.text)}"
+        return text + (f"; {err.hint}" if err.hint else "")
+    return clip("; ".join(line.strip() for line in str(err).splitlines() if line.strip()), 1000)
+
+
 def _import_model_module(module_name: str, spec: str) -> Any:
     """Import ``pkg.mod`` (the current folder first on the path, as ``python -m`` does) or
     the file ``path/to/file.py`` (its folder first on the path, for its own imports)."""
@@ -88,16 +100,21 @@ def _import_model_module(module_name: str, spec: str) -> Any:
         sys.modules[loader_spec.name] = module
         try:
             loader_spec.loader.exec_module(module)
-        except ImportError as err:
+        except Exception as err:  # the user's file failed while importing: one line, exit 2
             del sys.modules[loader_spec.name]
-            raise CLIError(f"cannot import {module_name!r} of MODEL {spec!r}: {err}") from None
+            raise CLIError(f"cannot import {module_name!r} of MODEL {clip_repr(spec)}: {type(err).__name__}: "
+                           f"{_one_line(err)}") from None
         return module
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(module_name)
     except ImportError as err:
-        raise CLIError(f"cannot import module {module_name!r} of MODEL {spec!r}: {err}") from None
+        raise CLIError(f"cannot import module {module_name!r} of MODEL {clip_repr(spec)}: {_one_line(err)}") \
+            from None
+    except Exception as err:  # the user's module failed while importing
+        raise CLIError(f"importing module {module_name!r} of MODEL {clip_repr(spec)} failed: "
+                       f"{type(err).__name__}: {_one_line(err)}") from None
 
 
 def load_model(spec: str) -> Any:
@@ -108,7 +125,7 @@ def load_model(spec: str) -> Any:
             or not (module_name.endswith(".py") or re.fullmatch(r"[\w.]+", module_name)) \
             or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", attr):
         raise CLIError(f"MODEL must be 'module:callable' or 'path/to/file.py:callable' "
-                       f"(e.g. theseus_torch:MobileNetV1), got {spec!r}")
+                       f"(e.g. theseus_torch:MobileNetV1), got {clip_repr(spec)}")
     obj: Any = _import_model_module(module_name, spec)
     for part in attr.split("."):
         try:
@@ -119,23 +136,33 @@ def load_model(spec: str) -> Any:
         raise CLIError(f"{spec!r} is not callable (MODEL must name a class or function building the model)")
     try:
         return obj()
-    except TypeError as err:
-        raise CLIError(f"cannot call {spec}() with no arguments: {err}") from None
+    except TheseusError:
+        raise
+    except Exception as err:  # the user's constructor failed: say so in one line
+        raise CLIError(f"building the model {spec}() failed: {type(err).__name__}: {_one_line(err)}") from None
 
 
 def _parse_shape(text: str) -> tuple:
+    """``"1,3,224,224"`` (or ``1x3x224x224``) -> ``(1, 3, 224, 224)``; every item must be a
+    positive integer (``1,,3`` is refused, not read as ``(1, 3)``)."""
+    from ._validate import check_input_shape
+
+    items = text.replace("x", ",").split(",")
+    if len(text) > 400 or not all(re.fullmatch(r"\s*[0-9]{1,12}\s*", t) for t in items):
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (1,3,224,224), got "
+                                         f"{clip_repr(text)}")
     try:
-        shape = tuple(int(t) for t in text.replace("x", ",").split(",") if t.strip())
-    except ValueError:
-        shape = ()
-    if not shape or any(s <= 0 for s in shape):
-        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (1,3,224,224), got {text!r}")
-    return shape
+        return check_input_shape([int(t) for t in items], "--input-shape")
+    except TheseusError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
-# ----------------------------------------------------------------------------------------
-# theseus backends
-# ----------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line on stderr (exit 2), like every other CLI error."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {clip(' '.join(message.split()), 400)} (see {self.prog} --help)\n")
+
 
 def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
     eps = _entry_points()
@@ -181,6 +208,12 @@ def cmd_tree(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_port(args: argparse.Namespace, out: TextIO) -> int:
     import theseus
 
+    dst = args.dst if args.dst.endswith(".npz") else args.dst + ".npz"  # what save_state writes
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not os.path.isdir(folder):
+        raise CLIError(f"DST {args.dst!r}: the folder {folder!r} does not exist")
+    if os.path.isdir(dst):
+        raise CLIError(f"DST {args.dst!r} is a folder; name the .npz file to write")
     if args.src == "-":
         if not args.from_model:
             raise CLIError("SRC '-' means the weights of the --from model; pass --from module:callable")
@@ -193,14 +226,14 @@ def cmd_port(args: argparse.Namespace, out: TextIO) -> int:
         try:
             weights = theseus.read_state(args.src)
         except (OSError, ValueError) as err:
-            raise CLIError(f"cannot read {args.src!r} as neutral weights (.npz without pickles): {err}") from None
+            raise CLIError(f"cannot read {args.src!r} as neutral weights (.npz without pickles): {_one_line(err)}") \
+                from None
         where = args.src
     dst_model = load_model(args.to_model)
     dst_backend = theseus.backend_of(dst_model)
     report = theseus.load_state(dst_model, weights, strict=not args.no_strict, prefix=args.prefix,
                                 skip_mismatched=args.skip_mismatched)
     result = theseus.state(dst_model)
-    dst = args.dst if args.dst.endswith(".npz") else args.dst + ".npz"  # what np.savez writes
     theseus.save_state(dst, result)
     print(f"read {len(weights)} arrays from {where}", file=out)
     print(f"loaded into {args.to_model} (backend {dst_backend.name}): {report}", file=out)
@@ -263,7 +296,7 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
 # ----------------------------------------------------------------------------------------
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="theseus", description="Framework-neutral model surgery: command line.")
+    p = _Parser(prog="theseus", description="Framework-neutral model surgery: command line.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -304,7 +337,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return int(args.func(args, sys.stdout) or 0)
     except (CLIError, TheseusError) as err:
-        print(f"theseus {args.command}: error: {err}", file=sys.stderr)
+        print(f"theseus {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("theseus: interrupted", file=sys.stderr)

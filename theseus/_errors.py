@@ -21,7 +21,33 @@ __all__ = [
     "InvalidArgumentError",
     "ConfigError",
     "UnknownTypeError",
+    "StateFileError",
 ]
+
+#: Longest piece of user input an error message quotes (a 100k-character descriptor is
+#: shown as its start and end, with how much was left out).
+ECHO_LIMIT = 200
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` shortened to about ``limit`` characters for an error message."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}...<{len(text) - 2 * half} characters>...{text[-half:]}"
+
+
+def clip_repr(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` shortened for an error message (never formats a huge string whole)."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        half = limit // 2
+        return f"{value[:half]!r}...<{len(value) - 2 * half} characters>...{value[-half:]!r}"
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not hide the real error
+        text = f"<{type(value).__name__} object>"
+    return clip(text, limit)
 
 
 class TheseusError(Exception):
@@ -168,3 +194,16 @@ class UnknownTypeError(ConfigError, LookupError):
 
     def __str__(self) -> str:
         return self.args[0]
+
+
+class StateFileError(TheseusError, ValueError):
+    """A weights file that cannot be read or written safely (truncated, corrupt, not an
+    ``.npz``, pickled objects, sizes that do not add up, a missing folder).
+
+    Attributes:
+        path: the file.
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{clip(self.path)}: {message}")

@@ -6,16 +6,14 @@ import threading
 from collections import OrderedDict
 from typing import Any, Optional, Sequence, Union
 
-import numpy as np
-
 from ._backend import Backend, ContainerKind, backend_of
 from ._errors import InvalidArgumentError, LayerNotFoundError
 from ._extract import _Collector
 from ._ops import _as_list, _resolve_nodes
-from ._walk import Node, children_of, eval_mode, root_node
+from ._validate import check_input_shape, check_out_indices, pick_out_indices
+from ._walk import Node, children_of, probe_forward, root_node
 
 __all__ = ["features", "FeatureInfo"]
-
 
 class FeatureInfo(list):
     """Per selected stage: ``{"name", "channels", "reduction", "index"}`` (timm-style)."""
@@ -28,7 +26,6 @@ class FeatureInfo(list):
 
     def names(self) -> list[str]:
         return [f["name"] for f in self]
-
 
 def _candidates(backend: Backend, model: Any) -> list[Node]:
     """Stage candidates: the root's children, with sequence containers flattened."""
@@ -44,7 +41,6 @@ def _candidates(backend: Backend, model: Any) -> list[Node]:
     visit(root_node(model))
     return out
 
-
 def _probe(backend: Backend, model: Any, nodes: list[Node], input_shape: Sequence[int]) -> list[tuple[Node, tuple]]:
     """(node, output shape) in completion order, from one forward on zeros."""
     order: list[tuple[Node, tuple]] = []
@@ -56,13 +52,11 @@ def _probe(backend: Backend, model: Any, nodes: list[Node], input_shape: Sequenc
                 order.append((n, backend.shape(output)))
         handles.append(backend.add_forward_hook(n.layer, hook))
     try:
-        with eval_mode(backend, model):
-            backend.infer(model, backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32)))
+        probe_forward(backend, model, tuple(input_shape), "features")
     finally:
         for h in handles:
             h.remove()
     return order
-
 
 def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None,
              stages: Optional[Sequence[str]] = None, input_shape: Sequence[int] = (1, 3, 224, 224)) -> Any:
@@ -91,6 +85,8 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
         [4, 8, 16, 32]
     """
     backend = backend_of(model)
+    input_shape = check_input_shape(input_shape, "features: input_shape", min_dims=3)
+    wanted = check_out_indices(out_indices)
     backend.check_hooks_usable(model)
     if stages is not None:
         nodes = [n for _, n in _resolve_nodes(backend, model, _as_list(stages, "features(stages=...)"))]
@@ -118,23 +114,7 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
                                  "the input); pass stages=[...] explicitly")
     table = [{"name": n.text, "channels": int(s[1]), "reduction": int(round(in_h / s[-2])), "index": i}
              for i, (n, s) in enumerate(info_all)]
-    count = len(table)
-    if out_indices is None:
-        picked = list(range(count))
-    elif isinstance(out_indices, int) and not isinstance(out_indices, bool):
-        if not 1 <= out_indices <= count:
-            raise InvalidArgumentError(f"features: out_indices={out_indices} asks for the last {out_indices} of "
-                                       f"{count} stages; use 1..{count}")
-        picked = list(range(count - out_indices, count))
-    else:
-        picked = []
-        for i in out_indices:
-            if not isinstance(i, int) or not -count <= i < count:
-                raise InvalidArgumentError(
-                    f"features: out_index {i!r} is out of range for {count} stages "
-                    f"({', '.join(t['name'] for t in table)}); valid: {-count}..{count - 1}")
-            picked.append(i % count)
-        picked = sorted(set(picked))
+    picked = pick_out_indices(wanted, [t["name"] for t in table])
     info = FeatureInfo(dict(table[i]) for i in picked)
     selected = OrderedDict((table[i]["name"], info_all[i][0].layer) for i in picked)
     collector = _Collector(backend, model, selected, stop_early=True)

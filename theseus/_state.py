@@ -8,18 +8,18 @@ reports) is here, once.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from ._backend import backend_of
 from ._errors import InvalidArgumentError, StateMismatchError
 from ._grammar import parse
+from ._validate import check_array
 from ._walk import walk
 
-__all__ = ["LoadReport", "state", "load_state", "port", "save_state", "read_state"]
+__all__ = ["LoadReport", "state", "load_state", "port"]
 
 _PARAM_NAMES = ("weight", "bias", "running_mean", "running_var")
 
@@ -135,7 +135,7 @@ def load_state(model: Any, weights: Mapping[str, Any], strict: bool = True, pref
             if key not in given:
                 report.missing.append(key)
                 continue
-            arr = np.asarray(given[key])
+            arr = check_array(key, given[key])
             if tuple(arr.shape) != tuple(current.shape):
                 report.mismatched[key] = (tuple(current.shape), tuple(arr.shape))
                 continue
@@ -163,14 +163,3 @@ def port(src_model: Any, dst_model: Any, strict: bool = True, **kwargs: Any) -> 
         True
     """
     return load_state(dst_model, state(src_model), strict=strict, **kwargs)
-
-
-def save_state(path: Union[str, os.PathLike], weights: Mapping[str, np.ndarray]) -> None:
-    """Write neutral weights to an ``.npz`` file (no pickle)."""
-    np.savez(path, **{k: np.asarray(v) for k, v in weights.items()})
-
-
-def read_state(path: Union[str, os.PathLike]) -> dict[str, np.ndarray]:
-    """Read an ``.npz`` written by ``save_state``; pickled objects are refused."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}

@@ -7,7 +7,8 @@ import threading
 from typing import Any, Optional, Sequence
 
 from ._backend import backend_of
-from ._walk import children_of, eval_mode, root_node
+from ._validate import check_input_shape
+from ._walk import children_of, probe_forward, root_node
 
 __all__ = ["tree"]
 
@@ -36,11 +37,10 @@ def tree(model: Any, input_shape: Optional[Sequence[int]] = None) -> str:
         >>> print(theseus.tree(net).splitlines()[1])   # doctest: +SKIP
         ├── conv (ConvBNLayer)
     """
-    import numpy as np
-
     backend = backend_of(model)
     shapes: dict[int, str] = {}
     if input_shape is not None:
+        input_shape = check_input_shape(input_shape, "tree: input_shape")
         backend.check_hooks_usable(model)
         nodes = []
         stack = [root_node(model)]
@@ -60,9 +60,7 @@ def tree(model: Any, input_shape: Optional[Sequence[int]] = None) -> str:
         try:
             for n in nodes:
                 handles.append(backend.add_forward_hook(n.layer, hook_for(id(n.layer))))
-            x = backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32))
-            with eval_mode(backend, model):
-                backend.infer(model, x)
+            probe_forward(backend, model, input_shape, "tree")
         finally:
             for h in handles:
                 h.remove()

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Union
 
 from ._backend import Backend, ContainerKind
-from ._errors import LayerNotFoundError, NotALayerError
+from ._errors import InvalidArgumentError, LayerNotFoundError, NotALayerError, TheseusError, clip
 from ._grammar import AnyChild, AnyDepth, Attr, Descriptor, Index, Key, Slice, parse
 
-__all__ = ["Node", "walk", "lookup", "match", "PatternLike", "eval_mode"]
+__all__ = ["Node", "walk", "lookup", "match", "PatternLike", "eval_mode", "probe_forward"]
 
 PatternLike = Union[str, Descriptor]
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -216,3 +216,21 @@ def eval_mode(backend: Backend, model: Any) -> Iterator[None]:
     finally:
         for layer, flag in zip(layers, flags):
             backend.set_training(layer, flag, recurse=False)
+
+
+def probe_forward(backend: Backend, model: Any, input_shape: tuple, what: str) -> None:
+    """One forward on float32 zeros of ``input_shape`` (already checked), in eval mode
+    without gradients; a model that cannot take that input is the caller's argument error."""
+    import numpy as np
+
+    x = backend.from_numpy(np.zeros(input_shape, dtype=np.float32))
+    with eval_mode(backend, model):
+        try:
+            backend.infer(model, x)
+        except TheseusError:
+            raise
+        except Exception as err:  # the framework refused the input: name the argument
+            msg = clip(" ".join(str(err).split()), 300)
+            raise InvalidArgumentError(
+                f"{what}: the probe forward on zeros of shape {input_shape} failed ({type(err).__name__}: {msg}); "
+                "pass input_shape as the model takes it, e.g. (1, 3, 224, 224) for an image model") from err
