@@ -67,8 +67,13 @@ class DescriptorSyntaxError(TheseusError, ValueError):
         self.position = position
         self.problem = problem
         self.hint = hint
-        caret = " " * position + "^"
-        msg = f"{problem} at position {position} in descriptor {text!r}\n    {text}\n    {caret}"
+        shown, at = text, position
+        if len(text) > ECHO_LIMIT:  # show a window around the position, never the whole input
+            lo = max(0, min(position - ECHO_LIMIT // 2, len(text) - ECHO_LIMIT))
+            shown = ("..." if lo else "") + text[lo:lo + ECHO_LIMIT] + ("..." if lo + ECHO_LIMIT < len(text) else "")
+            at = position - lo + (3 if lo else 0)
+        caret = " " * at + "^"
+        msg = f"{problem} at position {position} in descriptor {clip_repr(text)}\n    {shown}\n    {caret}"
         if hint:
             msg += f"\n{hint}"
         super().__init__(msg)

@@ -19,12 +19,21 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from ._errors import DescriptorSyntaxError
+from ._errors import DescriptorSyntaxError, InvalidArgumentError, clip_repr
 
 __all__ = ["Attr", "Index", "Key", "Slice", "AnyChild", "AnyDepth", "Segment", "Descriptor", "parse"]
 
 _NAME_RE = re.compile(r"[A-Za-z_*?][A-Za-z0-9_*?]*")
 _INT_RE = re.compile(r"-?[0-9]+")
+_NAME_FULL = re.compile(r"[A-Za-z_*?][A-Za-z0-9_*?]*\Z")
+
+#: Longest index a descriptor may hold (digits): far beyond any container, far below the
+#: 4,300-digit limit of ``int()``.
+MAX_INDEX_DIGITS = 18
+#: Longest descriptor or pattern text accepted (characters).
+MAX_TEXT = 10_000
+#: Most glob characters (``*``/``?``) in one name step (bounds the matching work).
+MAX_GLOBS = 32
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,10 @@ class Attr:
     """A child by attribute name; may hold glob characters (``layer*``)."""
 
     name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME_FULL.match(self.name):
+            _bad_segment(self, "name", "a name of letters, digits, '_' and the globs * ?, not starting with a digit")
 
     @property
     def is_wild(self) -> bool:
@@ -49,6 +62,10 @@ class Index:
 
     is_wild = False
 
+    def __post_init__(self) -> None:
+        if not _is_index(self.index):
+            _bad_segment(self, "index", f"an int of at most {MAX_INDEX_DIGITS} digits")
+
     def text(self) -> str:
         return f"[{self.index}]"
 
@@ -60,6 +77,10 @@ class Key:
     key: str
 
     is_wild = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str):
+            _bad_segment(self, "key", "a str")
 
     def text(self) -> str:
         escaped = self.key.replace("\\", "\\\\").replace('"', '\\"')
@@ -74,6 +95,12 @@ class Slice:
     stop: Optional[int]
 
     is_wild = True
+
+    def __post_init__(self) -> None:
+        for name in ("start", "stop"):
+            v = getattr(self, name)
+            if v is not None and not _is_index(v):
+                _bad_segment(self, name, f"None or an int of at most {MAX_INDEX_DIGITS} digits")
 
     def text(self) -> str:
         a = "" if self.start is None else str(self.start)
@@ -102,6 +129,16 @@ class AnyDepth:
 
 
 Segment = Union[Attr, Index, Key, Slice, AnyChild, AnyDepth]
+_SEGMENT_TYPES = frozenset({Attr, Index, Key, Slice, AnyChild, AnyDepth})
+
+
+def _is_index(v: object) -> bool:
+    return type(v) is int and -10**MAX_INDEX_DIGITS < v < 10**MAX_INDEX_DIGITS
+
+
+def _bad_segment(seg: object, field_name: str, right: str) -> None:
+    raise InvalidArgumentError(f"{type(seg).__name__}.{field_name} must be {right}, got "
+                               f"{clip_repr(getattr(seg, field_name))}; build descriptors with theseus.parse(...)")
 
 
 @dataclass(frozen=True)
@@ -117,6 +154,13 @@ class Descriptor:
     """
 
     segments: tuple
+
+    def __post_init__(self) -> None:
+        segs = self.segments
+        if type(segs) is not tuple or not all(type(seg) in _SEGMENT_TYPES for seg in segs):
+            raise InvalidArgumentError(
+                f"Descriptor(segments) takes a tuple of Attr/Index/Key/Slice/AnyChild/AnyDepth, got "
+                f"{clip_repr(segs)}; build descriptors with theseus.parse('blocks[0].conv')")
 
     @property
     def is_pattern(self) -> bool:
@@ -145,6 +189,14 @@ class Descriptor:
 
 def _fail(text: str, pos: int, problem: str, hint: str = "") -> DescriptorSyntaxError:
     return DescriptorSyntaxError(text, pos, problem, hint)
+
+
+def _int(text: str, m: "re.Match[str]") -> int:
+    digits = m.group().lstrip("-")
+    if len(digits) > MAX_INDEX_DIGITS:
+        raise _fail(text, m.start(), f"an index of {len(digits)} digits is too large",
+                    f"indices are positions in a container (at most {MAX_INDEX_DIGITS} digits)")
+    return int(m.group())
 
 
 def _parse_string(text: str, pos: int) -> tuple[str, int]:
@@ -185,13 +237,13 @@ def _parse_bracket(text: str, pos: int) -> tuple[Segment, int]:
         i += 1
     else:
         m = _INT_RE.match(text, i)
-        start = int(m.group()) if m else None
+        start = _int(text, m) if m else None
         j = m.end() if m else i
         j = _skip_ws(text, j)
         if j < len(text) and text[j] == ":":
             j = _skip_ws(text, j + 1)
             m2 = _INT_RE.match(text, j)
-            stop = int(m2.group()) if m2 else None
+            stop = _int(text, m2) if m2 else None
             i = m2.end() if m2 else j
             seg = Slice(start, stop)
         elif m is None:
@@ -226,13 +278,17 @@ def _parse_step(text: str, i: int) -> tuple[Segment, int]:
         j = m.end()
         if j < len(text) and (text[j].isalpha() or text[j] in "_*?"):
             raise _fail(text, i, f"a name cannot start with a digit: {text[i:]!r}")
-        return Index(int(m.group())), j
+        return Index(_int(text, m)), j
     m = _NAME_RE.match(text, i)
     if not m:
         found = text[i] if i < len(text) else "end of text"
         raise _fail(text, i, f"expected a layer name, found {found!r}",
                     "a name is letters, digits and '_' (and the globs * ?), not starting with a digit")
-    return Attr(m.group()), m.end()
+    name = m.group()
+    if name.count("*") + name.count("?") > MAX_GLOBS:
+        raise _fail(text, i, f"a name with {name.count('*') + name.count('?')} glob characters",
+                    f"use at most {MAX_GLOBS} '*'/'?' in one name ('**' matches any depth)")
+    return Attr(name), m.end()
 
 
 def parse(text: Union[str, Descriptor]) -> Descriptor:
@@ -258,7 +314,12 @@ def parse(text: Union[str, Descriptor]) -> Descriptor:
     if isinstance(text, Descriptor):
         return text
     if not isinstance(text, str):
-        raise DescriptorSyntaxError(repr(text), 0, f"a descriptor must be a str, not {type(text).__name__}")
+        hint = "decode it first: b.decode()" if isinstance(text, (bytes, bytearray)) else \
+            "write it as text, e.g. 'blocks[0]'"
+        raise DescriptorSyntaxError(clip_repr(text), 0, f"a descriptor must be a str, not {type(text).__name__}", hint)
+    if len(text) > MAX_TEXT:
+        raise DescriptorSyntaxError(text, MAX_TEXT, f"a descriptor of {len(text)} characters is too long",
+                                    f"descriptors are limited to {MAX_TEXT} characters")
     original = text
     stripped = text.strip()
     offset = len(text) - len(text.lstrip())

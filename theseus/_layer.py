@@ -28,8 +28,11 @@ class TheseusLayerMixin:
 
     def init_res(self, return_patterns: Optional[Any] = None) -> None:
         """Apply the constructor's ``return_patterns`` (no-op for None)."""
-        if return_patterns:
-            _ops.update_res(self, return_patterns)
+        if return_patterns is None:
+            return
+        pats = _ops._as_list(return_patterns, "return_patterns")  # arrays, bytes...: a clear error
+        if pats:
+            _ops.update_res(self, pats)
 
     def stop_after(self, stop_layer_name: str) -> bool:
         """Truncate after ``stop_layer_name``; True on success, False (with a warning that

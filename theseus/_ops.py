@@ -7,11 +7,12 @@ anything, so a failing call leaves the model exactly as it was.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
 from ._backend import Backend, backend_of, serial_lock
-from ._errors import InvalidArgumentError, InvalidReplacementError, LayerNotFoundError, UnsupportedOperation
+from ._errors import InvalidArgumentError, InvalidReplacementError, LayerNotFoundError, UnsupportedOperation, clip_repr
 from ._grammar import Descriptor, parse
 from ._record import peek_record, record_of, replace_all
 from ._walk import Node, PatternLike, children_of, lookup, match, walk
@@ -21,14 +22,34 @@ __all__ = ["list_descriptors", "resolve", "stop_after", "update_res", "upgrade_s
 Patterns = Union[PatternLike, Iterable[PatternLike]]
 
 
+#: Most patterns one call accepts (bounds the work a hostile argument can cause).
+MAX_PATTERNS = 100_000
+
+
 def _as_list(patterns: Patterns, what: str) -> list:
-    if isinstance(patterns, str) or not isinstance(patterns, Iterable):
-        patterns = [patterns]
-    out = list(patterns)
-    for p in out:
+    """One descriptor/pattern or an iterable of them, as a list; anything else (bytes,
+    numbers, arrays, nested lists) is an ``InvalidArgumentError`` naming ``what``."""
+    example = "e.g. 'blocks[0]' or ['blocks[0]', 'blocks[2]']"
+    if isinstance(patterns, (str, Descriptor)):
+        return [patterns]
+    if isinstance(patterns, (bytes, bytearray, memoryview)):
+        raise InvalidArgumentError(f"{what} takes descriptor strings, got {type(patterns).__name__} "
+                                   f"{clip_repr(bytes(patterns))}; decode it first ({example})")
+    if hasattr(patterns, "__array__") or hasattr(patterns, "__array_interface__"):
+        raise InvalidArgumentError(f"{what} takes descriptor strings, got an array ({type(patterns).__name__}); "
+                                   f"pass a list of str, e.g. list(array.tolist()) ({example})")
+    if not isinstance(patterns, Iterable) or isinstance(patterns, Mapping):
+        raise InvalidArgumentError(f"{what} takes descriptor strings, got {type(patterns).__name__} "
+                                   f"{clip_repr(patterns)} ({example})")
+    out = []
+    for p in patterns:
         if not isinstance(p, (str, Descriptor)):
-            raise InvalidArgumentError(f"{what} takes descriptor strings, got {type(p).__name__} {p!r}; "
-                             "e.g. ['blocks[0]', 'blocks[2]']")
+            raise InvalidArgumentError(f"{what} takes descriptor strings, got {type(p).__name__} {clip_repr(p)} "
+                                       f"in the list ({example})")
+        out.append(p)
+        if len(out) > MAX_PATTERNS:
+            raise InvalidArgumentError(f"{what}: more than {MAX_PATTERNS} patterns in one call; use wildcards "
+                                       "such as 'blocks[*]' or '**.bn'")
     return out
 
 
@@ -109,7 +130,7 @@ class _Capture:
 
     def __init__(self, backend: Backend, model: Any, targets: dict[str, Any], patterns: list) -> None:
         self.backend = backend
-        self.model = model
+        self._model = weakref.ref(model)  # the model's hooks hold this capture, never the reverse
         self.patterns = patterns
         self.keys = list(targets)
         self.local = threading.local()
@@ -161,13 +182,14 @@ class _Capture:
     def rebuilt(self) -> "_Capture":
         """The same capture on the current structure (after a layer was replaced)."""
         self.remove()
+        model = self._model()
         targets: dict[str, Any] = {}
         for p in self.patterns:
             try:
-                targets.update((n.text, n.layer) for _, n in _resolve_nodes(self.backend, self.model, [p]))
+                targets.update((n.text, n.layer) for _, n in _resolve_nodes(self.backend, model, [p]))
             except LayerNotFoundError:  # the layer is gone: the next forward says so
                 targets[str(p)] = None
-        return _Capture(self.backend, self.model, targets, self.patterns)
+        return _Capture(self.backend, model, targets, self.patterns)
 
 
 def update_res(model: Any, patterns: Patterns) -> dict[str, Any]:
@@ -258,6 +280,8 @@ def reset(model: Any) -> None:
         rec.remove_handles(purpose)
     if rec.replacements:
         for r in reversed(rec.replacements):
-            backend.replace_child(r.parent, r.name, r.old)
+            parent = r.parent
+            if parent is not None:  # a collected parent is no longer part of the model
+                backend.replace_child(parent, r.name, r.old)
         rec.replacements.clear()
         backend.after_surgery(model)

@@ -1,33 +1,69 @@
 """What theseus changed on each model, so that every change can be undone by ``reset``.
 
 Records are kept outside the model (keyed by identity, dropped when the model is collected)
-so that no framework's attribute machinery is involved.
+so that no framework's attribute machinery is involved. A record never holds the model
+alive: parents are weak references, and the active capture is held by the model's own
+hooks (the record only points at it weakly), so ``del model`` frees everything.
 """
 
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ._backend import Backend, HookHandle
 
 __all__ = ["Record", "Replacement", "record_of", "peek_record", "replace_all"]
 
 
-@dataclass
+def _weak(obj: Any) -> Callable[[], Any]:
+    """A weak reference to ``obj``, or a strong one for objects that do not support them."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
+
+
 class Replacement:
-    parent: Any
-    name: str
-    old: Any
-    new: Any
+    """One replaced child: ``parent``'s child ``name`` was ``old`` and is now ``new``.
+
+    ``parent`` is held weakly (it may be the model itself); ``old`` is held strongly so that
+    ``reset`` can put it back.
+    """
+
+    __slots__ = ("_parent", "name", "old", "new")
+
+    def __init__(self, parent: Any, name: str, old: Any, new: Any) -> None:
+        self._parent = _weak(parent)
+        self.name = name
+        self.old = old
+        self.new = new
+
+    @property
+    def parent(self) -> Any:
+        """The parent layer, or None once it has been collected."""
+        return self._parent()
 
 
-@dataclass
 class Record:
-    replacements: list = field(default_factory=list)
-    capture: Optional[Any] = None                      # the active update_res capture
-    handles: dict = field(default_factory=dict)        # purpose -> [HookHandle]
+    """Replacements, the active capture (weakly: the model's hooks own it) and hook handles
+    by purpose."""
+
+    __slots__ = ("replacements", "_capture", "handles")
+
+    def __init__(self) -> None:
+        self.replacements: list[Replacement] = []
+        self._capture: Optional[Callable[[], Any]] = None
+        self.handles: dict[str, list[HookHandle]] = {}
+
+    @property
+    def capture(self) -> Optional[Any]:
+        """The active ``update_res`` capture, or None."""
+        return None if self._capture is None else self._capture()
+
+    @capture.setter
+    def capture(self, value: Optional[Any]) -> None:
+        self._capture = None if value is None else weakref.ref(value)
 
     def add_handles(self, purpose: str, handles: list[HookHandle]) -> None:
         self.handles.setdefault(purpose, []).extend(handles)

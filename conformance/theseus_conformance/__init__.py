@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._fixtures import Fixtures, Gated, requires, set_eval, to_numpy_tree
 from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests
+from ._tests_lifetime import BaseLifetimeTests
 from ._tests_numeric import BaseNumericTests, BaseStateTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
 from ._tests_surgery import (
@@ -30,6 +31,7 @@ __all__ = [
     "BaseExtractTests",
     "BaseFeaturesTests",
     "BaseFreezeTests",
+    "BaseLifetimeTests",
     "BaseDiscoveryTests",
     "BaseResetTests",
     "BaseStopAfterTests",
@@ -62,5 +64,6 @@ class ConformanceSuite(
     BaseProbeLeavesModelAloneTests,
     BaseStateTests,
     BaseNumericTests,
+    BaseLifetimeTests,
 ):
     """Every scenario; subclass it as ``Test<YourBackend>Conformance`` and override the fixtures."""
