@@ -15,6 +15,7 @@ from ._walk import Node, children_of, probe_forward, root_node
 
 __all__ = ["features", "FeatureInfo"]
 
+
 class FeatureInfo(list):
     """Per selected stage: ``{"name", "channels", "reduction", "index"}`` (timm-style)."""
 
@@ -26,6 +27,7 @@ class FeatureInfo(list):
 
     def names(self) -> list[str]:
         return [f["name"] for f in self]
+
 
 def _candidates(backend: Backend, model: Any) -> list[Node]:
     """Stage candidates: the root's children, with sequence containers flattened."""
@@ -40,6 +42,7 @@ def _candidates(backend: Backend, model: Any) -> list[Node]:
 
     visit(root_node(model))
     return out
+
 
 def _probe(backend: Backend, model: Any, nodes: list[Node], input_shape: Sequence[int]) -> list[tuple[Node, tuple]]:
     """(node, output shape) in completion order, from one forward on zeros."""
@@ -57,6 +60,7 @@ def _probe(backend: Backend, model: Any, nodes: list[Node], input_shape: Sequenc
         for h in handles:
             h.remove()
     return order
+
 
 def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None,
              stages: Optional[Sequence[str]] = None, input_shape: Sequence[int] = (1, 3, 224, 224)) -> Any:
