@@ -47,7 +47,8 @@ def _load_map(path: str | None) -> Any:
 
 
 def _build(spec: str, weights: str | None) -> Any:
-    from ._state import load_state, read_state
+    from ._files import read_state
+    from ._state import load_state
 
     model = _cli().load_model(spec)
     if weights:

@@ -19,7 +19,8 @@ def main(argv: list | None = None) -> int:
     args = ap.parse_args(argv)
     from ._cli import CLIError, load_model
     from ._compare import record
-    from ._state import load_state, read_state
+    from ._files import read_state
+    from ._state import load_state
 
     try:
         model = load_model(args.model)
