@@ -12,7 +12,6 @@ import sys
 import threading
 from abc import ABC, abstractmethod
 from enum import Enum
-from importlib import metadata
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional
 
 from ._errors import AmbiguousBackendError, BackendNotFoundError, TheseusError, UnsupportedOperation
@@ -279,6 +278,8 @@ _by_type: dict[type, Backend] = {}
 def _discover() -> dict[str, Any]:
     global _entry_points
     if _entry_points is None:
+        from importlib import metadata  # only when a backend is first needed: import theseus stays fast
+
         eps = metadata.entry_points()
         group = eps.select(group=ENTRY_POINT_GROUP) if hasattr(eps, "select") else eps.get(ENTRY_POINT_GROUP, [])
         _entry_points = {ep.name: ep for ep in group}

@@ -9,14 +9,14 @@ file in the destination folder and are renamed into place (no half-written file)
 from __future__ import annotations
 
 import os
-import tempfile
-import zipfile
-import zlib
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import numpy.lib.format as npy_format
+
+if TYPE_CHECKING:  # pragma: no cover
+    import zipfile
 
 from ._errors import InvalidArgumentError, StateFileError, clip, clip_repr
 from ._validate import WEIGHT_KINDS, check_array
@@ -30,8 +30,15 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a member first, or an empty archi
 _NPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 1 << 24
 _MAX_HEADER = 10_000  # numpy's own default limit for a .npy header
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError,
-                OverflowError, RuntimeError, SyntaxError)
+
+
+def _read_errors() -> tuple:
+    """What reading a corrupt archive raises (zipfile is imported only when a file is read)."""
+    import zipfile
+    import zlib
+
+    return (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, NotImplementedError,
+            OverflowError, RuntimeError, SyntaxError)
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -56,7 +63,7 @@ def _read_header(f: Any, path: PathLike, key: str) -> tuple[tuple, bool, np.dtyp
     try:
         reader = npy_format.read_array_header_1_0 if major == 1 else npy_format.read_array_header_2_0
         shape, fortran, dtype = reader(f, max_header_size=_MAX_HEADER)
-    except (zipfile.BadZipFile, zlib.error, EOFError):  # corrupt stream: reported by the caller
+    except _read_errors()[:3]:  # a corrupt stream (BadZipFile, zlib.error, EOFError): reported by the caller
         raise
     except Exception as err:  # numpy parses untrusted header text: any failure means malformed
         raise StateFileError(path, f"member {clip_repr(key)} has a malformed .npy header ({clip(str(err))})") from None
@@ -66,7 +73,7 @@ def _read_header(f: Any, path: PathLike, key: str) -> tuple[tuple, bool, np.dtyp
     return tuple(shape), bool(fortran), dtype
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: PathLike, key: str, budget: int) -> np.ndarray:
+def _read_member(zf: "zipfile.ZipFile", info: "zipfile.ZipInfo", path: PathLike, key: str, budget: int) -> np.ndarray:
     with zf.open(info) as f:
         shape, fortran, dtype = _read_header(f, path, key)
         count = 1
@@ -125,6 +132,9 @@ def read_state(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, 
     """
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
         raise InvalidArgumentError(f"read_state: max_bytes must be a non-negative int, got {clip_repr(max_bytes)}")
+    import zipfile
+
+    errors = _read_errors()
     with open(path, "rb") as fh:
         head = fh.read(8)
         if not head:
@@ -138,7 +148,7 @@ def read_state(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, 
         fh.seek(0)
         try:
             zf = zipfile.ZipFile(fh)
-        except _READ_ERRORS as err:
+        except errors as err:
             raise StateFileError(path, f"not a readable .npz: {clip(str(err))} (truncated or corrupt zip)") from None
         out: dict[str, np.ndarray] = {}
         budget = max_bytes
@@ -155,7 +165,7 @@ def read_state(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, 
                     arr = _read_member(zf, info, path, key, budget)
                 except StateFileError:
                     raise
-                except _READ_ERRORS as err:
+                except errors as err:
                     raise StateFileError(path, f"member {clip_repr(key)} cannot be read: {type(err).__name__}: "
                                                f"{clip(str(err))} (corrupt file)") from None
                 budget -= arr.nbytes
@@ -196,6 +206,9 @@ def save_state(path: PathLike, weights: Mapping[str, Any]) -> str:
         target = os.fsdecode(target)
     if not target.endswith(".npz"):
         target += ".npz"
+    import tempfile
+    import zipfile
+
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise StateFileError(target, f"cannot write: the folder {clip(folder)!r} does not exist")

@@ -181,6 +181,13 @@ class Descriptor:
         """This descriptor extended by one segment."""
         return Descriptor(self.segments + (segment,))
 
+    @classmethod
+    def _trusted(cls, segments: tuple) -> "Descriptor":
+        """A descriptor from segments theseus built itself (no validation: the walk's hot path)."""
+        d = object.__new__(cls)
+        object.__setattr__(d, "segments", segments)
+        return d
+
     @property
     def parent(self) -> "Descriptor":
         """The descriptor one level up (the empty descriptor names the model)."""

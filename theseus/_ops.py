@@ -55,6 +55,8 @@ def _as_list(patterns: Patterns, what: str) -> list:
 
 def _resolve_nodes(backend: Backend, model: Any, patterns: list) -> list[tuple[str, Node]]:
     """``(pattern_text, node)`` for every match of every pattern; duplicates dropped."""
+    if len(patterns) == 1:  # one pattern's matches are already distinct
+        return [(str(patterns[0]), node) for node in match(backend, model, patterns[0])]
     seen: set[str] = set()
     out = []
     for p in patterns:

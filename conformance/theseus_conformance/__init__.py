@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._fixtures import Fixtures, Gated, requires, set_eval, to_numpy_tree
 from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests
+from ._tests_hostile import BaseFuzzTests, BaseHostileArgumentTests
 from ._tests_lifetime import BaseLifetimeTests
 from ._tests_numeric import BaseNumericTests, BaseStateTests
 from ._tests_structure import BaseDescriptorTests, BaseDiscoveryTests, BaseTreeTests
@@ -31,6 +32,8 @@ __all__ = [
     "BaseExtractTests",
     "BaseFeaturesTests",
     "BaseFreezeTests",
+    "BaseFuzzTests",
+    "BaseHostileArgumentTests",
     "BaseLifetimeTests",
     "BaseDiscoveryTests",
     "BaseResetTests",
@@ -65,5 +68,7 @@ class ConformanceSuite(
     BaseStateTests,
     BaseNumericTests,
     BaseLifetimeTests,
+    BaseHostileArgumentTests,
+    BaseFuzzTests,
 ):
     """Every scenario; subclass it as ``Test<YourBackend>Conformance`` and override the fixtures."""

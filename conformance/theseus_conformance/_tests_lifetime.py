@@ -12,7 +12,7 @@ import pytest
 
 import theseus
 
-from ._fixtures import requires
+from ._fixtures import Gated, requires, set_eval
 
 
 def _x() -> np.ndarray:
@@ -72,21 +72,18 @@ def _reset_after_all(backend, m):
     theseus.reset(m)
 
 
-OPERATIONS = {
-    "update_res": _update_res,
-    "update_res_replaced_and_stopped": _update_res_twice_then_stop,
+PLAIN = {
     "stop_after": _stop_after,
     "upgrade_top_level_child": _upgrade_top_level,
     "upgrade_nested": _upgrade_nested,
+}
+WITH_HOOKS = {
+    "update_res": _update_res,
+    "update_res_replaced_and_stopped": _update_res_twice_then_stop,
     "capture_then_surgery": _capture_then_surgery,
-    "freeze_norm_eval": _freeze,
     "tree": _tree,
-    "state_load_state": _state,
     "reset": _reset_after_all,
 }
-
-_NEEDS = {"update_res": ("hooks",), "update_res_replaced_and_stopped": ("hooks",), "capture_then_surgery": ("hooks",),
-          "freeze_norm_eval": ("freeze",), "tree": ("hooks",), "state_load_state": ("state",), "reset": ("hooks",)}
 
 
 def _collected(ref: weakref.ref) -> bool:
@@ -102,23 +99,35 @@ def _referrers(obj) -> str:
     return ", ".join(sorted({type(r).__name__ for r in gc.get_referrers(obj)}))[:300]
 
 
-class BaseLifetimeTests:
-    @pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def _check(mobilenet, backend, operation) -> None:
+    m = set_eval(backend, mobilenet(scale=0.25, class_num=10))
+    operation(backend, m)
+    ref = weakref.ref(m)
+    del m
+    assert _collected(ref), f"the model is still alive; referrers: {_referrers(ref())}"
+
+
+class BaseLifetimeTests(Gated):
+    @pytest.mark.parametrize("operation", sorted(PLAIN))
     def test_model_is_collectable_after(self, mobilenet, backend, operation):
-        missing = sorted(set(_NEEDS.get(operation, ())) - set(backend.capabilities))
-        if missing:
-            pytest.skip(f"backend {backend.name!r} lacks capability: {', '.join(missing)}")
-        m = mobilenet(scale=0.25, class_num=10)
-        backend.set_training(m, False)
-        OPERATIONS[operation](backend, m)
-        ref = weakref.ref(m)
-        del m
-        assert _collected(ref), f"{operation}: the model is still alive; referrers: {_referrers(ref())}"
+        _check(mobilenet, backend, PLAIN[operation])
+
+    @requires("hooks")
+    @pytest.mark.parametrize("operation", sorted(WITH_HOOKS))
+    def test_model_is_collectable_after_hooks(self, mobilenet, backend, operation):
+        _check(mobilenet, backend, WITH_HOOKS[operation])
+
+    @requires("freeze", "train_eval", "hooks")
+    def test_model_is_collectable_after_freeze_norm_eval(self, mobilenet, backend):
+        _check(mobilenet, backend, _freeze)
+
+    @requires("state")
+    def test_model_is_collectable_after_state_and_load_state(self, mobilenet, backend):
+        _check(mobilenet, backend, _state)
 
     @requires("hooks")
     def test_return_patterns_model_is_collectable(self, mobilenet, backend):
-        m = mobilenet(scale=0.25, class_num=10, return_patterns=["blocks[0]", "blocks[2]"])
-        backend.set_training(m, False)
+        m = set_eval(backend, mobilenet(scale=0.25, class_num=10, return_patterns=["blocks[0]", "blocks[2]"]))
         _forward(backend, m)
         ref = weakref.ref(m)
         del m
@@ -127,8 +136,7 @@ class BaseLifetimeTests:
     @requires("hooks", "wrap")
     @pytest.mark.parametrize("how", ["extract", "extract_with_output", "features"])
     def test_extracted_module_and_model_are_collectable(self, mobilenet, backend, how):
-        m = mobilenet(scale=0.25, class_num=10)
-        backend.set_training(m, False)
+        m = set_eval(backend, mobilenet(scale=0.25, class_num=10))
         if how == "features":
             new = theseus.features(m, out_indices=[1, 2], input_shape=(1, 3, 32, 32))
         else:
@@ -140,8 +148,7 @@ class BaseLifetimeTests:
 
     @requires("hooks", "wrap")
     def test_dropping_the_extracted_module_removes_its_hooks(self, mobilenet, backend, run):
-        m = mobilenet(scale=0.25, class_num=10)
-        backend.set_training(m, False)
+        m = set_eval(backend, mobilenet(scale=0.25, class_num=10))
         before = run(m, _x())
         new = theseus.extract(m, ["blocks[0]"])
         ref = weakref.ref(new)

@@ -8,7 +8,7 @@ import pytest
 import theseus
 
 from . import _expected as E
-from ._fixtures import Gated, requires
+from ._fixtures import Gated, requires, skip_unless
 from .oracle import neutral_weights, oracle_net
 
 ATOL = 1e-4
@@ -78,8 +78,10 @@ class BaseStateTests(Gated):
 @requires("state", "hooks")
 class BaseNumericTests(Gated):
     @pytest.fixture(scope="class")
-    def oracle(self):
-        """Oracle outputs on the seeded weights (computed once per class)."""
+    def oracle(self, backend):
+        """Oracle outputs on the seeded weights (computed once per class). Class-scoped, so it
+        runs before ``Gated``'s check: it skips itself on a backend without the capabilities."""
+        skip_unless(backend, BaseNumericTests._theseus_requires)
         w = neutral_weights()
         x = np.random.RandomState(7).standard_normal((2, 3, 224, 224)).astype(np.float32)
         ref = oracle_net(w)
