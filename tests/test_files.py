@@ -243,3 +243,36 @@ def test_reading_never_touches_pickle(tmp_path, monkeypatch):
         path.write_bytes(data)
         with pytest.raises(StateFileError):
             theseus.read_state(path)
+
+
+# -- fuzz: any corruption of a valid file gives arrays or a StateFileError, nothing else --
+
+def test_fuzz_read_state_corrupted_files(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    good = _zip({"fc.weight.npy": _npy(np.arange(12, dtype=np.float32).reshape(3, 4)),
+                 "fc.bias.npy": _npy(np.zeros(3, np.int16))}, compression=zipfile.ZIP_DEFLATED)
+    examples = int(os.environ.get("THESEUS_FUZZ_EXAMPLES", "200"))
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.tuples(st.integers(0, len(good) - 1), st.integers(0, 255)), max_size=6),
+           st.one_of(st.none(), st.integers(0, len(good))))
+    def check(flips, cut):
+        data = bytearray(good)
+        for i, b in flips:
+            data[i] = b
+        if cut is not None:
+            del data[cut:]
+        path = tmp_path / "fuzzed.npz"
+        path.write_bytes(bytes(data))
+        try:
+            out = read_state(path)
+        except StateFileError as err:
+            assert len(str(err)) < 1000
+            return
+        for key, arr in out.items():  # whatever was read is well-formed numbers
+            assert isinstance(key, str) and arr.dtype.kind in "biuf"
+
+    check()

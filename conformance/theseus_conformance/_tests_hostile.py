@@ -15,7 +15,7 @@ from theseus._grammar import Attr, Descriptor, Index
 
 from ._fixtures import Gated, requires, set_eval
 
-FUZZ_EXAMPLES = int(os.environ.get("THESEUS_FUZZ_EXAMPLES", "25"))
+FUZZ_EXAMPLES = int(os.environ.get("THESEUS_FUZZ_EXAMPLES", "10"))
 
 
 def _snapshot(backend, model) -> tuple:
@@ -52,21 +52,21 @@ BAD_WEIGHTS = [
 
 class BaseHostileArgumentTests(Gated):
     @requires("hooks")
-    @pytest.mark.parametrize("shape,words", BAD_SHAPES, ids=lambda v: repr(v)[:30])
-    def test_tree_refuses_bad_input_shape(self, net, backend, shape, words):
+    def test_tree_refuses_bad_input_shapes(self, net, backend):
         before = _snapshot(backend, net)
-        with pytest.raises(theseus.InvalidArgumentError, match="input_shape") as err:
-            theseus.tree(net, input_shape=shape)
-        assert words in str(err.value) and len(str(err.value)) < 700
+        for shape, words in BAD_SHAPES:
+            with pytest.raises(theseus.InvalidArgumentError, match="input_shape") as err:
+                theseus.tree(net, input_shape=shape)
+            assert words in str(err.value) and len(str(err.value)) < 700, (shape, str(err.value))
         assert _snapshot(backend, net) == before
 
     @requires("hooks", "wrap")
-    @pytest.mark.parametrize("shape,words", BAD_SHAPES, ids=lambda v: repr(v)[:30])
-    def test_features_refuses_bad_input_shape(self, net, backend, shape, words):
+    def test_features_refuses_bad_input_shapes(self, net, backend):
         before = _snapshot(backend, net)
-        with pytest.raises(theseus.InvalidArgumentError, match="input_shape") as err:
-            theseus.features(net, input_shape=shape)
-        assert words in str(err.value)
+        for shape, words in BAD_SHAPES:
+            with pytest.raises(theseus.InvalidArgumentError, match="input_shape") as err:
+                theseus.features(net, input_shape=shape)
+            assert words in str(err.value), (shape, str(err.value))
         assert _snapshot(backend, net) == before
 
     @requires("hooks")
@@ -79,11 +79,10 @@ class BaseHostileArgumentTests(Gated):
         assert "->" not in theseus.tree(net)  # no shape was left behind by the failed probe
 
     @requires("hooks", "wrap")
-    @pytest.mark.parametrize("value", [True, 2.5, "2", [1, 2.0], [True], {1: 2}, np.array([1.5])],
-                             ids=lambda v: repr(v)[:20])
-    def test_features_refuses_non_integer_out_indices(self, net, backend, value):
-        with pytest.raises(theseus.InvalidArgumentError, match="out_indices"):
-            theseus.features(net, out_indices=value, input_shape=(1, 3, 64, 64))
+    def test_features_refuses_non_integer_out_indices(self, net, backend):
+        for value in (True, 2.5, "2", [1, 2.0], [True], {1: 2}, np.array([1.5])):
+            with pytest.raises(theseus.InvalidArgumentError, match="out_indices"):
+                theseus.features(net, out_indices=value, input_shape=(1, 3, 64, 64))
 
     @requires("hooks", "wrap")
     def test_features_takes_numpy_integers(self, net):
@@ -95,34 +94,34 @@ class BaseHostileArgumentTests(Gated):
                                                              input_shape=(1, 3, 64, 64)).feature_info.names()
 
     @requires("state")
-    @pytest.mark.parametrize("value,words", BAD_WEIGHTS, ids=lambda v: repr(v)[:20])
-    def test_load_state_refuses_non_numeric_weights(self, net, backend, value, words):
-        weights = theseus.state(net)
-        weights["fc.bias"] = value
+    def test_load_state_refuses_non_numeric_weights(self, net, backend):
         before = theseus.state(net)
-        with pytest.raises(theseus.InvalidArgumentError) as err:
-            theseus.load_state(net, weights)
-        assert "fc.bias" in str(err.value) and words in str(err.value)
-        after = theseus.state(net)
-        assert all(np.array_equal(after[k], before[k]) for k in before)
+        for value, words in BAD_WEIGHTS:
+            weights = {k: v + 1 for k, v in before.items()}
+            weights["fc.bias"] = value
+            with pytest.raises(theseus.InvalidArgumentError) as err:
+                theseus.load_state(net, weights)
+            assert "fc.bias" in str(err.value) and words in str(err.value)
+            after = theseus.state(net)
+            assert all(np.array_equal(after[k], before[k]) for k in before), "a refused load wrote weights"
 
     @requires("hooks")
-    @pytest.mark.parametrize("patterns,words", [
-        (b"blocks", "got bytes b'blocks'"),
-        ([b"blocks"], "got bytes b'blocks'"),
-        (np.array("blocks[0]"), "got an array"),
-        (np.array(["blocks[0]", "blocks[1]"]), "got an array"),
-        (5, "got int 5"),
-        ([["blocks[0]"]], "got list"),
-        ({"blocks[0]": 1}, "got dict"),
-    ], ids=lambda v: repr(v)[:24])
-    def test_pattern_arguments_of_the_wrong_kind(self, net, backend, patterns, words):
+    def test_pattern_arguments_of_the_wrong_kind(self, net, backend):
         before = _snapshot(backend, net)
-        for op in (lambda: theseus.resolve(net, patterns), lambda: theseus.update_res(net, patterns),
-                   lambda: theseus.upgrade_sublayer(net, patterns, lambda layer, p: layer)):
-            with pytest.raises(theseus.InvalidArgumentError) as err:
-                op()
-            assert words in str(err.value), str(err.value)
+        for patterns, words in [
+            (b"blocks", "got bytes b'blocks'"),
+            ([b"blocks"], "got bytes b'blocks'"),
+            (np.array("blocks[0]"), "got an array"),
+            (np.array(["blocks[0]", "blocks[1]"]), "got an array"),
+            (5, "got int 5"),
+            ([["blocks[0]"]], "got list"),
+            ({"blocks[0]": 1}, "got dict"),
+        ]:
+            for op in (lambda: theseus.resolve(net, patterns), lambda: theseus.update_res(net, patterns),
+                       lambda: theseus.upgrade_sublayer(net, patterns, lambda layer, p: layer)):
+                with pytest.raises(theseus.InvalidArgumentError) as err:
+                    op()
+                assert words in str(err.value), str(err.value)
         assert _snapshot(backend, net) == before
 
     @requires("hooks")
@@ -130,14 +129,12 @@ class BaseHostileArgumentTests(Gated):
         with pytest.raises(theseus.InvalidArgumentError, match="return_patterns"):
             mobilenet(scale=0.25, class_num=10, return_patterns=np.array(["blocks[0]"]))
 
-    @pytest.mark.parametrize("text", [
-        "blocks[" + "9" * 5000 + "]", "blocks[1:" + "9" * 5000 + "]", "blocks[-" + "9" * 5000 + ":]",
-        "blocks." + "9" * 5000, "blocks[" + "9" * 19 + "]",
-    ], ids=["index", "slice_stop", "slice_start", "dotted", "19_digits"])
-    def test_huge_integers_are_syntax_errors(self, net, text):
-        with pytest.raises(theseus.DescriptorSyntaxError, match="digits is too large") as err:
-            theseus.resolve(net, text)
-        assert len(str(err.value)) < 800
+    def test_huge_integers_are_syntax_errors(self, net):
+        for text in ["blocks[" + "9" * 5000 + "]", "blocks[1:" + "9" * 5000 + "]", "blocks[-" + "9" * 5000 + ":]",
+                     "blocks." + "9" * 5000, "blocks[" + "9" * 19 + "]"]:
+            with pytest.raises(theseus.DescriptorSyntaxError, match="digits is too large") as err:
+                theseus.resolve(net, text)
+            assert len(str(err.value)) < 800
 
     def test_huge_glob_is_bounded(self, net):
         import time
