@@ -49,6 +49,9 @@ from ._files import read_state, save_state
 from ._seeded import seeded_init, seeded_weights
 from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
 from ._certificate import PortMismatchError, certify, verify
+from ._match import MatchError, match
+from ._portmap import PortMap
+from ._port import PortReport, PortVerificationError, port  # noqa: F811 - port with maps and verification
 from ._extract import extract
 from ._features import FeatureInfo, features
 from ._freeze import freeze, freeze_before, frozen, unfreeze
@@ -86,6 +89,11 @@ __all__ = [
     "PortMismatchError",
     "ToleranceModel",
     "load_state",
+    "MatchError",
+    "match",
+    "PortMap",
+    "PortReport",
+    "PortVerificationError",
     "port",
     "read_state",
     "save_state",

@@ -159,6 +159,33 @@ class Backend(ABC):
         """The layer's class name as shown in trees and messages."""
         return type(layer).__name__
 
+    def layer_info(self, layer: Any) -> dict:
+        """What ``theseus.match`` compares besides weights and output shapes.
+
+        Keys: ``family`` (``conv``, ``linear``, ``norm``, ``max_pool``, ``avg_pool``, ``act``,
+        ``other``), and where they apply ``kernel``, ``stride``, ``groups``, ``dilation``
+        (tuples/ints) and ``padding``: a tuple of per-side pads ``(top, bottom, left, right)``
+        or ``"same"`` for TF-style padding (extra row/column bottom/right). The default
+        guesses the family from the class name; adapters override it with the real values.
+
+        Example:
+            >>> backend.layer_info(conv)        # doctest: +SKIP
+            {'family': 'conv', 'kernel': (3, 3), 'stride': (2, 2), 'groups': 1, 'padding': (1, 1, 1, 1)}
+        """
+        name = type(layer).__name__.lower()
+        for family, words in (("conv", ("conv",)), ("linear", ("linear", "dense")), ("norm", ("norm",)),
+                              ("max_pool", ("maxpool",)), ("avg_pool", ("avgpool",)),
+                              ("act", ("relu", "gelu", "sigmoid", "swish", "silu", "tanh", "hardswish"))):
+            if any(w in name for w in words):
+                return {"family": family}
+        return {"family": "other"}
+
+    def make_pool(self, family: str, kernel: tuple, stride: tuple, padding: Any) -> Any:
+        """A new 2-D pooling layer (``family`` ``max_pool``/``avg_pool``) with ``padding`` in
+        ``layer_info``'s spelling: per-side pads or ``"same"``. Used by ``port`` to give a
+        destination the source's padding convention."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot build pooling layers", "wrap")
+
     # -- hooks -------------------------------------------------------------------------
     def add_forward_hook(self, layer: Any, fn: Callable[[Any, tuple, Any], Any]) -> HookHandle:
         """Call ``fn(layer, inputs, output)`` after each forward of ``layer`` (capability ``hooks``).

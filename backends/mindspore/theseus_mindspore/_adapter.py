@@ -305,3 +305,58 @@ class MindSporeBackend(Backend):
         from ._wrapper import make_wrapper
 
         return make_wrapper(model, forward, type_name)
+
+
+    # -- layer signatures for theseus.match ------------------------------------------------
+    def layer_info(self, layer: Any) -> dict:
+        nn = _nn()
+        if isinstance(layer, nn.Conv2d):
+            return {"family": "conv", "kernel": _pair(layer.kernel_size), "stride": _pair(layer.stride),
+                    "groups": int(layer.group), "dilation": _pair(layer.dilation),
+                    "padding": _ms_pads(layer.pad_mode, layer.padding, layer.kernel_size, layer.stride)}
+        if isinstance(layer, nn.Dense):
+            return {"family": "linear"}
+        if self.is_norm(layer) or isinstance(layer, (nn.LayerNorm, nn.GroupNorm)):
+            return {"family": "norm"}
+        if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            return {"family": "max_pool" if isinstance(layer, nn.MaxPool2d) else "avg_pool",
+                    "kernel": _pair(layer.kernel_size), "stride": _pair(layer.stride),
+                    "padding": _ms_pads(layer.pad_mode, getattr(layer, "padding", 0), layer.kernel_size,
+                                        layer.stride)}
+        return super().layer_info(layer)
+
+    def make_pool(self, family: str, kernel: tuple, stride: tuple, padding: Any) -> Any:
+        nn = _nn()
+        cls = nn.MaxPool2d if family == "max_pool" else nn.AvgPool2d
+        if padding == "same":
+            return cls(tuple(kernel), tuple(stride), pad_mode="same")
+        top, bottom, left, right = padding
+        if top != bottom or left != right:
+            raise UnsupportedOperation(f"MindSpore pools pad symmetrically; cannot build padding {padding}", "wrap")
+        if top == left == 0:
+            return cls(tuple(kernel), tuple(stride), pad_mode="valid")
+        return cls(tuple(kernel), tuple(stride), pad_mode="pad", padding=(top, left))
+
+def _pair(v: Any) -> tuple:
+    return tuple(int(x) for x in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _ms_pads(pad_mode: str, padding: Any, kernel: Any = None, stride: Any = None) -> Any:
+    mode = str(pad_mode).lower()
+    if mode == "same":
+        k, s = _pair(kernel or 0), _pair(stride or 0)
+        if s == (1, 1) and k[0] % 2 and k[1] % 2:  # stride 1, odd kernel: 'same' pads symmetrically
+            return (k[0] // 2, k[0] // 2, k[1] // 2, k[1] // 2)
+        return "same"
+    if mode == "valid":
+        return (0, 0, 0, 0)
+    if isinstance(padding, (tuple, list)):
+        p = [int(x) for x in padding]
+        if len(p) == 4:
+            return tuple(p)
+        if len(p) == 3:      # MaxPool2d(pad_mode="pad") stores (depth, h, w)
+            return (p[1], p[1], p[2], p[2])
+        if len(p) == 2:
+            return (p[0], p[0], p[1], p[1])
+    p = int(padding or 0)
+    return (p, p, p, p)

@@ -195,3 +195,47 @@ class PaddleBackend(Backend):
         from ._wrapper import make_wrapper
 
         return make_wrapper(model, forward, type_name)
+
+    # -- layer signatures for theseus.match ------------------------------------------------
+    def layer_info(self, layer: Any) -> dict:
+        nn = _nn()
+        from paddle.nn.layer.conv import _ConvNd
+
+        if isinstance(layer, _ConvNd):
+            return {"family": "conv", "kernel": tuple(layer._kernel_size), "stride": tuple(layer._stride),
+                    "groups": int(layer._groups), "dilation": tuple(layer._dilation),
+                    "padding": _pads(layer._padding)}
+        if isinstance(layer, nn.Linear):
+            return {"family": "linear"}
+        if isinstance(layer, (*_norm_types(), nn.LayerNorm, nn.GroupNorm)):
+            return {"family": "norm"}
+        if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D)):
+            return {"family": "max_pool" if isinstance(layer, nn.MaxPool2D) else "avg_pool",
+                    "kernel": _pair(layer.ksize), "stride": _pair(layer.stride or layer.ksize),
+                    "padding": _pads(layer.padding)}
+        return super().layer_info(layer)
+
+    def make_pool(self, family: str, kernel: tuple, stride: tuple, padding: Any) -> Any:
+        nn = _nn()
+        if padding == "same":
+            if family != "max_pool":
+                raise UnsupportedOperation("theseus builds TF-'same' padding for max pools only", "wrap")
+            return nn.MaxPool2D(tuple(kernel), tuple(stride), padding="SAME")
+        top, bottom, left, right = padding
+        cls = nn.MaxPool2D if family == "max_pool" else nn.AvgPool2D
+        if top == bottom and left == right:
+            return cls(tuple(kernel), tuple(stride), (top, left))
+        return cls(tuple(kernel), tuple(stride), [top, bottom, left, right])
+
+
+def _pair(v: Any) -> tuple:
+    return tuple(int(x) for x in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _pads(padding: Any) -> Any:
+    if isinstance(padding, str):
+        return "same" if padding.upper() == "SAME" else padding.lower()
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        return tuple(int(p) for p in padding)
+    h, w = _pair(padding)
+    return (h, h, w, w)

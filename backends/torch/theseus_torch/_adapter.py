@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from theseus import Backend, ContainerKind, HookHandle
+from theseus import Backend, ContainerKind, HookHandle, UnsupportedOperation
 from theseus._backend import INSTALL_HINTS
 
 __all__ = ["TorchBackend"]
@@ -132,3 +132,80 @@ class TorchBackend(Backend):
         from ._wrapper import make_wrapper
 
         return make_wrapper(model, forward, type_name)
+
+    # -- layer signatures for theseus.match ------------------------------------------------
+    def layer_info(self, layer: Any) -> dict:
+        nn = _nn()
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            return {"family": "conv", "kernel": tuple(layer.kernel_size), "stride": tuple(layer.stride),
+                    "groups": int(layer.groups), "dilation": tuple(layer.dilation),
+                    "padding": _pads(layer.padding)}
+        if isinstance(layer, nn.Linear):
+            return {"family": "linear"}
+        if isinstance(layer, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)):
+            return {"family": "norm"}
+        if isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            return {"family": "max_pool" if isinstance(layer, nn.MaxPool2d) else "avg_pool",
+                    "kernel": _pair(layer.kernel_size), "stride": _pair(layer.stride or layer.kernel_size),
+                    "padding": _pads(layer.padding)}
+        if isinstance(layer, _same_pool_class()):
+            return {"family": layer.family, "kernel": layer.kernel, "stride": layer.stride, "padding": "same"}
+        return super().layer_info(layer)
+
+    def make_pool(self, family: str, kernel: tuple, stride: tuple, padding: Any) -> Any:
+        nn = _nn()
+        if padding == "same":
+            if family != "max_pool":
+                raise UnsupportedOperation("theseus builds TF-'same' padding for max pools only (an average "
+                                           "pool's divisor would change)", "wrap")
+            return _same_pool_class()(family, tuple(kernel), tuple(stride))
+        top, bottom, left, right = padding
+        if top != bottom or left != right:
+            raise UnsupportedOperation(f"torch pools pad symmetrically; cannot build padding {padding}", "wrap")
+        cls = nn.MaxPool2d if family == "max_pool" else nn.AvgPool2d
+        return cls(tuple(kernel), tuple(stride), (top, left))
+
+
+def _pair(v: Any) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v), int(v))
+
+
+def _pads(padding: Any) -> Any:
+    if isinstance(padding, str):
+        return padding
+    h, w = _pair(padding)
+    return (h, h, w, w)
+
+
+_same_pool: list = []
+
+
+def _same_pool_class() -> type:
+    if _same_pool:
+        return _same_pool[0]
+    nn = _nn()
+    import torch.nn.functional as F
+
+    class SamePool2d(nn.Module):
+        """A 2-D max/avg pool with TF ``same`` padding (extra row/column bottom/right),
+        built by ``theseus.port`` to reproduce a source's padding convention."""
+
+        def __init__(self, family: str, kernel: tuple, stride: tuple):
+            super().__init__()
+            self.family, self.kernel, self.stride = family, kernel, stride
+
+        def forward(self, x):
+            pads = []
+            for size, k, s in ((x.shape[-1], self.kernel[1], self.stride[1]),
+                               (x.shape[-2], self.kernel[0], self.stride[0])):
+                total = max((-(-size // s) - 1) * s + k - size, 0)
+                pads += [total // 2, total - total // 2]
+            if self.family == "max_pool":
+                return F.max_pool2d(F.pad(x, pads, value=float("-inf")), self.kernel, self.stride)
+            return F.avg_pool2d(F.pad(x, pads), self.kernel, self.stride)
+
+        def extra_repr(self) -> str:
+            return f"{self.family}, kernel={self.kernel}, stride={self.stride}, padding='same'"
+
+    _same_pool.append(SamePool2d)
+    return SamePool2d
