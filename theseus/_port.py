@@ -108,13 +108,43 @@ def _padding_cause(pm: Any, src: str, dst: str) -> Optional[str]:
             f"{parity}. port(..., fix_padding=True) replaces the destination's layer by one with the source's padding")
 
 
-def _verify(src: Any, dst: Any, pm: Any, x: Any, rtol, atol, report: PortReport) -> None:
-    from ._compare import run_capturing
+def _first_array(backend: Any, out: Any) -> Any:
+    while isinstance(out, (list, tuple)) and out:
+        out = out[0]
+    if isinstance(out, dict) and out:
+        out = next(iter(out.values()))
+    return backend.to_numpy(out)
 
+
+def _run_capturing(model: Any, x: np.ndarray, descriptors: list) -> tuple[list, dict]:
+    """Run ``model`` on numpy input in eval mode; ``([final output], {descriptor: [first
+    output of its first call]})``, copied when produced (later in-place ops cannot change
+    them). Hooks removed and training flags restored afterwards."""
+    from ._walk import eval_mode, lookup
+
+    backend = backend_of(model)
+    backend.check_hooks_usable(model)
+    seen: dict = {}
+    handles = []
+    for desc in dict.fromkeys(descriptors):
+        def hook(layer, inputs, output, key=desc):
+            if key not in seen:
+                seen[key] = [_first_array(backend, output)]
+        handles.append(backend.add_forward_hook(lookup(backend, model, desc).layer, hook))
+    try:
+        with eval_mode(backend, model):
+            out = backend.infer(model, backend.from_numpy(x))
+    finally:
+        for h in handles:
+            h.remove()
+    return [_first_array(backend, out)], seen
+
+
+def _verify(src: Any, dst: Any, pm: Any, x: Any, rtol, atol, report: PortReport) -> None:
     xs = x if isinstance(x, dict) else {"src": x, "dst": x}
     pairs = [(s, d) for s, d in pm.layers if s and d]
-    out_s, seen_s = run_capturing(src, np.asarray(xs["src"]), [s for s, _ in pairs] or "**")
-    out_d, seen_d = run_capturing(dst, np.asarray(xs["dst"]), [d for _, d in pairs] or "**")
+    out_s, seen_s = _run_capturing(src, np.asarray(xs["src"]), [s for s, _ in pairs])
+    out_d, seen_d = _run_capturing(dst, np.asarray(xs["dst"]), [d for _, d in pairs])
     report.verified = True
     fa, fb = out_d[0], out_s[0]
     report.max_diff = float(np.max(np.abs(fa - fb))) if fa.shape == fb.shape else float("inf")
