@@ -132,6 +132,12 @@ def read_state(path: PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[str, 
     """
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
         raise InvalidArgumentError(f"read_state: max_bytes must be a non-negative int, got {clip_repr(max_bytes)}")
+    from ._formats import format_of, read_native
+
+    if isinstance(path, (str, os.PathLike)) and format_of(path) is not None:
+        # a framework's native checkpoint (.pdparams, .pt/.pth/.bin, .safetensors, .ckpt):
+        # read without the framework, pickles through the restricted unpickler
+        return read_native(path)
     import zipfile
 
     errors = _read_errors()
@@ -193,6 +199,17 @@ def save_state(path: PathLike, weights: Mapping[str, Any]) -> str:
         >>> theseus.save_state("w.npz", theseus.state(net))   # doctest: +SKIP
         'w.npz'
     """
+    from ._formats import format_of, write_native
+
+    if isinstance(path, (str, os.PathLike)) and format_of(path) is not None:
+        # a framework's native checkpoint by extension; a model is written under its own
+        # native names and layouts (as its framework would save it)
+        if not isinstance(weights, Mapping):
+            from ._port import native_state
+
+            weights = native_state(weights)
+        write_native(path, weights)
+        return os.fspath(path)
     if not isinstance(weights, Mapping):
         raise InvalidArgumentError(f"save_state expects a mapping name -> array, got {type(weights).__name__}")
     arrays = []

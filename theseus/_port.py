@@ -19,7 +19,7 @@ import numpy as np
 from ._backend import backend_of
 from ._errors import InvalidArgumentError, TheseusError
 
-__all__ = ["PortReport", "PortVerificationError", "port"]
+__all__ = ["PortReport", "PortVerificationError", "native_state", "port"]
 
 
 class PortVerificationError(TheseusError):
@@ -81,6 +81,25 @@ class PortReport:
         return "\n".join(lines)
 
     __str__ = summary
+
+
+def native_state(model: Any) -> dict:
+    """``{native name: array}`` of a model, named and laid out as its framework's own
+    checkpoint files (``state_dict``/``parameters_dict``) hold them."""
+    from . import _state
+
+    if not hasattr(_state, "state_layout"):
+        raise TheseusError("native names need the per-tensor layout protocol (state_layout)")
+    from ._layout import TRANSFORMS
+
+    neutral = _state.state(model)
+    out = {}
+    for e in _state.state_layout(model):
+        if e.transform.startswith("concat"):
+            raise TheseusError(f"{e.key}: writing a tensor split over {len(e.native)} native tensors "
+                               "needs their shapes; save it as .npz")
+        out.update(zip(e.native, TRANSFORMS[e.transform][1](neutral[e.key], [None] * len(e.native))))
+    return out
 
 
 def _judge(a: np.ndarray, b: np.ndarray, rtol: Optional[float], atol: Optional[float], name: str):
