@@ -329,6 +329,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_port)
     __import__("theseus._cli_compare", fromlist=["register"]).register(sub)
     importlib.import_module("theseus._cli_build").register(sub)
+    importlib.import_module("theseus._cli_port").register(sub)
     return p
 
 

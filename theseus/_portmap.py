@@ -233,6 +233,22 @@ class PortMap:
             StateMismatchError: a tensor of the map is missing or has another shape (all
                 listed); keys under ``prefix`` that the map does not use are listed too.
         """
+        pairs = self._read(weights, prefix)
+        TRANSFORMS = _transforms()
+        out = {}
+        for r, arr in pairs:
+            if native:
+                out.update(zip(r.dst_native, TRANSFORMS[r.dst_transform][1](arr, [None] * len(r.dst_native))))
+            else:
+                out[r.dst_key] = arr
+        return out
+
+    def source_state(self, weights: Mapping[str, Any], prefix: Optional[str] = None) -> dict:
+        """The source model's neutral state from its checkpoint's weights (for ``load_state``
+        into a source model, e.g. to verify a checkpoint port)."""
+        return {r.src_key: arr for r, arr in self._read(weights, prefix)}
+
+    def _read(self, weights: Mapping[str, Any], prefix: Optional[str]) -> list:
         TRANSFORMS = _transforms()
         if not isinstance(weights, Mapping):
             raise InvalidArgumentError(f"apply expects a mapping name -> array, got {type(weights).__name__}")
@@ -243,7 +259,7 @@ class PortMap:
                 raise InvalidArgumentError(f"prefix {prefix!r} matches no key of the weights; key prefixes: "
                                            f"{', '.join(close) or 'none'}")
             weights = under
-        out, missing, bad, used = {}, [], [], set()
+        out, missing, bad, used = [], [], [], set()
         for r in self.rows:
             if all(n in weights for n in r.src_native) and r.src_native:
                 arrays = [np.asarray(weights[n]) for n in r.src_native]
@@ -258,11 +274,7 @@ class PortMap:
             if tuple(arr.shape) != tuple(r.shape):
                 bad.append(f"{r.src_key} {tuple(arr.shape)} (map: {tuple(r.shape)})")
                 continue
-            if native:
-                parts = TRANSFORMS[r.dst_transform][1](arr, [None] * len(r.dst_native))
-                out.update(zip(r.dst_native, parts))
-            else:
-                out[r.dst_key] = arr
+            out.append((r, arr))
         unused = [k for k in weights if k not in used and not str(k).endswith("num_batches_tracked")]
         if missing or bad:
             raise StateMismatchError(
