@@ -133,6 +133,32 @@ def test_inverse_round_trips_bitwise(mbv1):
     assert all(np.array_equal(back[k], original[k]) for k in original)
 
 
+@pytest.mark.skipif(not hasattr(theseus._state, "state_layout"),
+                    reason="checkpoint keys are native names: needs the per-tensor layout protocol")
+@pytest.mark.parametrize("ext", [".pdparams", ".npz"])
+def test_checkpoint_with_prefix_ports_to_the_same_bytes(mbv1, tmp_path, ext):
+    import paddle
+
+    src, dst = mbv1["ppcls"], mbv1["timm"]
+    pm = theseus.match(src, dst, _inputs(32)[0])
+    pm.save(tmp_path / "map.json")
+    theseus.port(src, dst, map=pm)
+    direct = theseus.state(dst)
+    path = tmp_path / f"ResNet50_student{ext}"
+    native = {f"backbone.{k}": v.numpy() for k, v in src.state_dict().items()}
+    native["head.fc.weight"] = np.zeros((2, 2), np.float32)
+    if ext == ".pdparams":
+        paddle.save({k: paddle.to_tensor(v) for k, v in native.items()}, str(path))
+    else:
+        np.savez(path, **native)
+    fresh = peers.timm_model("mobilenetv1_100", act_layer="relu")
+    report = theseus.port(theseus.read_state(path), fresh, map=theseus.PortMap.load(tmp_path / "map.json"),
+                          prefix="backbone.")
+    assert report.load.ok and report.matched == 137
+    got = theseus.state(fresh)
+    assert got.keys() == direct.keys() and all(got[k].tobytes() == direct[k].tobytes() for k in direct)
+
+
 def test_map_json_round_trip_and_table(mbv1, tmp_path):
     pm = theseus.match(mbv1["ppcls"], mbv1["mindcv"], _inputs(32)[0])
     pm.save(tmp_path / "map.json")

@@ -90,7 +90,8 @@ def _transforms() -> dict:
         from ._layout import TRANSFORMS
     except ImportError:  # before the per-tensor layout protocol: neutral keys only
         one = (lambda arrays: arrays[0], lambda array, shapes: [array])
-        return {"identity": one}
+        t = (lambda arrays: np.ascontiguousarray(arrays[0].T), lambda array, shapes: [np.ascontiguousarray(array.T)])
+        return {"identity": one, "transpose": t}
     return TRANSFORMS
 
 
@@ -220,7 +221,7 @@ class PortMap:
             near.sort()
             raise LayerNotFoundError(text, f"no single layer of the destination ({self.dst.model}) holds exactly "
                                      f"the layers paired with {text!r}; smallest containing: "
-                                     f"{', '.join(n for _, n in near[:3]) or 'none'}")
+                                     f"{', '.join(n for _, n in near[:3]) or 'only the whole model'}")
         return best
 
     def apply(self, weights: Mapping[str, Any], prefix: Optional[str] = None, native: bool = False) -> dict:
