@@ -19,7 +19,7 @@ root ``conftest.py`` calls it; a script calls it before importing a peer):
   initialises PaddleClas's logger (its models log through it while being built and fail
   with ``'NoneType' object has no attribute 'warning'`` otherwise).
 * ``mindcv`` imports mindspore: the hook loads MindSpore's oneDNN first (see
-  ``theseus_mindspore._runtime``), so mindcv can be imported after paddle.
+  ``theseus_mindspore``), so mindcv can be imported after paddle.
 
 Example:
     >>> from theseus_conformance import peers
@@ -106,10 +106,9 @@ class _PeerFinder(importlib.abc.MetaPathFinder):
             return None
         if name == "mindcv" and "mindspore" not in sys.modules:
             try:
-                from theseus_mindspore import _runtime
+                import theseus_mindspore  # noqa: F401  (importing it loads MindSpore's oneDNN first)
             except ImportError:
                 return None
-            _runtime._preload_dnnl()
             return None
         if name == "ppcls":
             if importlib.machinery.PathFinder.find_spec("ppcls") is not None:
