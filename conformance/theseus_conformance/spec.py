@@ -15,7 +15,41 @@ A node is ``[kind, *args]``:
 
 from __future__ import annotations
 
-__all__ = ["NESTED", "NESTED_DESCRIPTORS", "NAMED_SEQ", "RESNETISH", "conv"]
+from typing import Any, Callable, Mapping
+
+#: Node kinds whose argument is a list of child nodes, of ``[name, node]`` pairs, or one node.
+_LISTS, _NAMED, _ONE = ("seq", "list"), ("named_seq", "dict", "chain"), ("residual",)
+KINDS = ("conv", "bn", "relu", "identity", "flatten", "pool", "linear") + _LISTS + _NAMED + _ONE
+
+
+def builder(table: Mapping[str, Callable[..., Any]]) -> Callable[[list], Any]:
+    """The ``build`` fixture from a table ``kind -> constructor`` (every kind of ``KINDS``).
+
+    Leaf constructors get the node's arguments (``conv``: ``cin, cout, k, stride, padding,
+    groups, bias``); ``seq``/``list`` get the built children as a list, ``named_seq``/
+    ``dict``/``chain`` a list of ``(name, child)``, ``residual`` the built body.
+
+    Example:
+        >>> build = builder({"relu": lambda: "ReLU", "seq": lambda kids: ("Seq", kids)})
+        >>> build(["seq", [["relu"], ["relu"]]])
+        ('Seq', ['ReLU', 'ReLU'])
+    """
+
+    def build(spec: list) -> Any:
+        kind, *args = spec
+        if kind not in table:
+            raise ValueError(f"unknown spec node {kind!r}; this builder knows {', '.join(table)}")
+        if kind in _LISTS:
+            return table[kind]([build(c) for c in args[0]])
+        if kind in _NAMED:
+            return table[kind]([(n, build(c)) for n, c in args[0]])
+        if kind in _ONE:
+            return table[kind](build(args[0]))
+        return table[kind](*args)
+
+    return build
+
+__all__ = ["NESTED", "NESTED_DESCRIPTORS", "NAMED_SEQ", "RESNETISH", "builder", "conv"]
 
 
 def conv(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, bias: bool = True) -> list:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from ._runtime import mindspore
+from theseus_conformance.spec import builder
 
 nn = mindspore.nn
 
@@ -48,34 +49,13 @@ class Residual(nn.Cell):
         return x + self.body(x)
 
 
-def build(spec: list) -> nn.Cell:
-    """A MindSpore cell for one node of the neutral spec."""
-    kind, *args = spec
-    if kind == "conv":
-        cin, cout, k, stride, padding, groups, bias = args
-        return nn.Conv2d(cin, cout, k, stride=stride, pad_mode="pad", padding=padding, group=groups, has_bias=bias)
-    if kind == "bn":
-        return nn.BatchNorm2d(args[0], momentum=0.9)
-    if kind == "relu":
-        return nn.ReLU()
-    if kind == "identity":
-        return nn.Identity()
-    if kind == "flatten":
-        return nn.Flatten()
-    if kind == "pool":
-        return nn.AdaptiveAvgPool2d(1)
-    if kind == "linear":
-        return nn.Dense(args[0], args[1])
-    if kind == "seq":
-        return nn.SequentialCell([build(c) for c in args[0]])
-    if kind == "named_seq":
-        return nn.SequentialCell(OrderedDict((n, build(c)) for n, c in args[0]))
-    if kind == "list":
-        return nn.CellList([build(c) for c in args[0]])
-    if kind == "dict":
-        return nn.CellDict(OrderedDict((n, build(c)) for n, c in args[0]))
-    if kind == "chain":
-        return Chain([(n, build(c)) for n, c in args[0]])
-    if kind == "residual":
-        return Residual(build(args[0]))
-    raise ValueError(f"unknown spec node {kind!r}")
+build = builder({
+    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2d(
+        cin, cout, k, stride=stride, pad_mode="pad", padding=padding, group=groups, has_bias=bias),
+    "bn": lambda c: nn.BatchNorm2d(c, momentum=0.9), "relu": nn.ReLU, "identity": nn.Identity,
+    "flatten": nn.Flatten, "pool": lambda: nn.AdaptiveAvgPool2d(1), "linear": nn.Dense,
+    "seq": nn.SequentialCell, "named_seq": lambda kids: nn.SequentialCell(OrderedDict(kids)),
+    "list": nn.CellList, "dict": lambda kids: nn.CellDict(OrderedDict(kids)),
+    "chain": Chain, "residual": Residual,
+})
+"""A MindSpore cell for one node of the neutral spec."""

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import paddle
 import paddle.nn as nn
+from theseus_conformance.spec import builder
 
 __all__ = ["build", "Chain", "Residual"]
 
@@ -48,35 +49,13 @@ class Residual(nn.Layer):
         return x + self.body(x)
 
 
-def build(spec: list) -> nn.Layer:
-    """A Paddle layer for one node of the neutral spec."""
-    kind, *args = spec
-    if kind == "conv":
-        cin, cout, k, stride, padding, groups, bias = args
-        return nn.Conv2D(cin, cout, k, stride=stride, padding=padding, groups=groups,
-                         bias_attr=None if bias else False)
-    if kind == "bn":
-        return nn.BatchNorm2D(args[0])
-    if kind == "relu":
-        return nn.ReLU()
-    if kind == "identity":
-        return nn.Identity()
-    if kind == "flatten":
-        return nn.Flatten()
-    if kind == "pool":
-        return nn.AdaptiveAvgPool2D(1)
-    if kind == "linear":
-        return nn.Linear(args[0], args[1])
-    if kind == "seq":
-        return nn.Sequential(*[build(c) for c in args[0]])
-    if kind == "named_seq":
-        return nn.Sequential(*[(n, build(c)) for n, c in args[0]])
-    if kind == "list":
-        return nn.LayerList([build(c) for c in args[0]])
-    if kind == "dict":
-        return nn.LayerDict(OrderedDict((n, build(c)) for n, c in args[0]))
-    if kind == "chain":
-        return Chain([(n, build(c)) for n, c in args[0]])
-    if kind == "residual":
-        return Residual(build(args[0]))
-    raise ValueError(f"unknown spec node {kind!r}")
+build = builder({
+    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2D(
+        cin, cout, k, stride=stride, padding=padding, groups=groups, bias_attr=None if bias else False),
+    "bn": nn.BatchNorm2D, "relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten,
+    "pool": lambda: nn.AdaptiveAvgPool2D(1), "linear": nn.Linear,
+    "seq": lambda kids: nn.Sequential(*kids), "named_seq": lambda kids: nn.Sequential(*kids),
+    "list": nn.LayerList, "dict": lambda kids: nn.LayerDict(OrderedDict(kids)),
+    "chain": Chain, "residual": Residual,
+})
+"""A paddle layer for one node of the neutral spec."""

@@ -10,6 +10,7 @@ from collections import OrderedDict
 
 import torch
 import torch.nn as nn
+from theseus_conformance.spec import builder
 
 __all__ = ["build"]
 
@@ -46,34 +47,13 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def build(spec: list) -> nn.Module:
-    """A torch module for one node of the neutral spec."""
-    kind, *args = spec
-    if kind == "conv":
-        cin, cout, k, stride, padding, groups, bias = args
-        return nn.Conv2d(cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias)
-    if kind == "bn":
-        return nn.BatchNorm2d(args[0])
-    if kind == "relu":
-        return nn.ReLU()
-    if kind == "identity":
-        return nn.Identity()
-    if kind == "flatten":
-        return nn.Flatten()
-    if kind == "pool":
-        return nn.AdaptiveAvgPool2d(1)
-    if kind == "linear":
-        return nn.Linear(args[0], args[1])
-    if kind == "seq":
-        return nn.Sequential(*[build(c) for c in args[0]])
-    if kind == "named_seq":
-        return nn.Sequential(OrderedDict((n, build(c)) for n, c in args[0]))
-    if kind == "list":
-        return nn.ModuleList([build(c) for c in args[0]])
-    if kind == "dict":
-        return nn.ModuleDict(OrderedDict((n, build(c)) for n, c in args[0]))
-    if kind == "chain":
-        return Chain([(n, build(c)) for n, c in args[0]])
-    if kind == "residual":
-        return Residual(build(args[0]))
-    raise ValueError(f"unknown spec node {kind!r}")
+build = builder({
+    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2d(
+        cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias),
+    "bn": nn.BatchNorm2d, "relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten,
+    "pool": lambda: nn.AdaptiveAvgPool2d(1), "linear": nn.Linear,
+    "seq": lambda kids: nn.Sequential(*kids), "named_seq": lambda kids: nn.Sequential(OrderedDict(kids)),
+    "list": nn.ModuleList, "dict": lambda kids: nn.ModuleDict(OrderedDict(kids)),
+    "chain": Chain, "residual": Residual,
+})
+"""A torch module for one node of the neutral spec."""

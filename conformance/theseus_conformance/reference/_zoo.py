@@ -7,6 +7,7 @@ from typing import Any
 
 from ._layers import (AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Identity, Layer, LayerDict, LayerList,
                       Linear, ReLU, Sequential)
+from ..spec import builder
 
 __all__ = ["build", "Chain", "Residual"]
 
@@ -41,34 +42,17 @@ class Residual(Layer):
         return x + self.body(x)
 
 
-def build(spec: list) -> Layer:
-    """A reference layer for one node of the neutral spec.
+build = builder({
+    "conv": lambda cin, cout, k, stride, padding, groups, bias: Conv2d(
+        cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias),
+    "bn": BatchNorm2d, "relu": ReLU, "identity": Identity, "flatten": Flatten,
+    "pool": lambda: AdaptiveAvgPool2d(1), "linear": Linear,
+    "seq": lambda kids: Sequential(*kids), "named_seq": Sequential, "list": LayerList,
+    "dict": LayerDict, "chain": Chain, "residual": Residual,
+})
+"""A reference layer for one node of the neutral spec.
 
-    Example:
-        >>> type(build(["seq", [["relu"], ["identity"]]])).__name__
-        'Sequential'
-    """
-    kind, *args = spec
-    if kind == "conv":
-        cin, cout, k, stride, padding, groups, bias = args
-        return Conv2d(cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias)
-    simple = {"relu": ReLU, "identity": Identity, "flatten": Flatten, "pool": lambda: AdaptiveAvgPool2d(1)}
-    if kind in simple:
-        return simple[kind]()
-    if kind == "bn":
-        return BatchNorm2d(args[0])
-    if kind == "linear":
-        return Linear(args[0], args[1])
-    if kind == "seq":
-        return Sequential(*[build(c) for c in args[0]])
-    if kind == "named_seq":
-        return Sequential([(n, build(c)) for n, c in args[0]])
-    if kind == "list":
-        return LayerList([build(c) for c in args[0]])
-    if kind == "dict":
-        return LayerDict([(n, build(c)) for n, c in args[0]])
-    if kind == "chain":
-        return Chain([(n, build(c)) for n, c in args[0]])
-    if kind == "residual":
-        return Residual(build(args[0]))
-    raise ValueError(f"unknown spec node {kind!r}")
+Example:
+    >>> type(build(["seq", [["relu"], ["identity"]]])).__name__
+    'Sequential'
+"""
