@@ -53,8 +53,8 @@ from ._match import MatchError, match
 from ._portmap import PortMap
 from ._port import PortReport, PortVerificationError, port  # noqa: F811 - port with maps and verification
 from ._extract import extract
-from ._features import FeatureInfo, features
-from ._freeze import freeze, freeze_before, frozen, unfreeze
+from ._features import FeatureInfo, features, truncate
+from ._freeze import freeze, freeze_before, freeze_stages, frozen, unfreeze
 from ._registry import KINDS, register, registered
 from ._build import InitReport, build, init_model, load_config
 
@@ -77,6 +77,8 @@ __all__ = [
     "features",
     "freeze",
     "freeze_before",
+    "freeze_stages",
+    "truncate",
     "frozen",
     "unfreeze",
     "LoadReport",

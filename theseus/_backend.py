@@ -72,6 +72,8 @@ CAPABILITY_TABLE: dict[str, Capability] = {c.name: c for c in (
                ("gradients",)),
     Capability("train_eval", "training/eval mode flags per layer (probes restore them; norm_eval holds them)",
                ("is_training", "set_training")),
+    Capability("layouts", "permute/reshape/slice tensors (features turns token and channels-last maps into "
+               "(B, C, H, W))", ("permute", "reshape", "slice_from")),
 )}
 
 #: Capability names a backend may declare in ``Backend.capabilities``.
@@ -221,6 +223,36 @@ class Backend(ABC):
         """The shape of a tensor, or None for something that is not a tensor."""
         shp = getattr(tensor, "shape", None)
         return None if shp is None else tuple(int(s) for s in shp)
+
+    def permute(self, tensor: Any, dims: tuple) -> Any:
+        """``tensor`` with its axes reordered (``features`` turns ``(B, H, W, C)`` maps and
+        token grids into ``(B, C, H, W)``)."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot permute tensors", "layouts")
+
+    def reshape(self, tensor: Any, shape: tuple) -> Any:
+        """``tensor`` reshaped (``-1`` allowed once)."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot reshape tensors", "layouts")
+
+    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
+        """``tensor[..., start:, ...]`` along ``axis`` (drops class/register tokens)."""
+        raise UnsupportedOperation(f"backend {self.name!r} cannot slice tensors", "layouts")
+
+    def on_train(self, layer: Any, fn: Callable[[], None]) -> HookHandle:
+        """Call ``fn()`` after every call of ``layer``'s own train-mode method
+        (``train``/``eval`` in torch and Paddle, ``set_train`` in MindSpore), so a policy
+        (``freeze``) is re-applied when the user changes the mode. Default: patch the
+        instance's ``train_methods``."""
+        from ._freeze import patch_methods
+
+        return patch_methods(layer, self.train_methods, fn)
+
+    def ignore_unused(self, wrapper: Any, names: list) -> None:
+        """Tell the framework's data parallelism that the wrapper's parameters ``names``
+        (native names in the wrapper) never take part in its forward (the layers after the
+        deepest stage of a ``features``/``truncate`` module). Default: nothing to tell."""
+
+    #: the methods that change a layer's training mode (see ``on_train``)
+    train_methods: ClassVar[tuple] = ("train", "eval")
 
     def infer(self, model: Any, *inputs: Any) -> Any:
         """Run the model's forward on framework tensors without recording gradients."""

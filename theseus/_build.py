@@ -233,7 +233,7 @@ def _backbone_options(layer: Any, part: _Part, ctx: _Context) -> Any:
             raise ConfigError(f"{path}.frozen_stages", f"{frozen} is out of range: the backbone has {len(stages)} "
                               f"stages ({', '.join(stages)}); use -1..{len(stages) - 1}")
         # the stage and everything defined before it (the stem), statistics held too
-        freeze_before(layer, stages[frozen], norm_eval=True)
+        freeze_before(layer, stages[frozen])  # the norms inside the frozen part are held by default
     if norm_eval:
         _hold_norm_eval(ctx.backend, layer)
     if picked is None:

@@ -1,23 +1,56 @@
-"""``features``: stage detection and multi-scale feature maps, on the ``extract`` collector."""
+"""``features`` and ``truncate``: stage detection, multi-scale feature maps and early exit,
+all on the ``extract`` collector (hooks that stop the forward after the last requested layer).
+
+The stage rule (written once, for every backend), from one probe forward on zeros:
+
+1. **Body blocks.** The root's children are walked in order; a sequence container
+   (Sequential, ModuleList, LayerList, CellList...) is opened when it did not run as a unit
+   (a list) or when all its children have children of their own (a container of blocks).
+   A Sequential of plain layers (``conv, norm, act`` or ``norm, conv``) is ONE block, so a
+   layer inside the next block (the LayerNorm that opens a ConvNeXt downsampling block) is
+   never a stage. Blocks reached by opening a container are the *body*. A block outside the
+   body that reduces the resolution by more than one step (a stem going /1 -> /2 -> /4
+   inside one module) is opened: its last layer at each finer resolution is a block too.
+2. **Maps.** A block's output is a feature map when it is ``(B, C, H, W)``, ``(B, H, W, C)``
+   (channels-last, told apart by the probe's spatial size) or a ``(B, N, C)`` token
+   sequence whose ``N`` is a grid of the input plus up to 16 prefix (class/register) tokens.
+   Globally pooled (1x1) outputs are not maps.
+3. **Stages.** The output of the last block of each resolution. Blocks that follow the last
+   body block at its resolution (a head/expansion conv, a final norm) are the head, not a
+   stage. When every body block has the same resolution (isotropic models: ViT, MLP-Mixer),
+   every body block is a stage (timm's convention).
+4. **Names.** A stage that is the last child of a Sequential that ran is named by that
+   container (``layer1`` rather than ``layer1[2]``: same tensor).
+
+Channels-last and token maps are returned as ``(B, C, H, W)``; ``feature_info`` says so
+(``layout``, ``prefix_tokens``).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
+
+import numpy as np
 
 from ._backend import Backend, ContainerKind, backend_of
 from ._errors import InvalidArgumentError, LayerNotFoundError
 from ._extract import _Collector
 from ._ops import _as_list, _resolve_nodes
 from ._validate import check_input_shape, check_out_indices, pick_out_indices
-from ._walk import Node, children_of, probe_forward, root_node
+from ._walk import Node, children_of, eval_mode, lookup, probe_forward, root_node, walk
 
-__all__ = ["features", "FeatureInfo"]
+__all__ = ["features", "truncate", "FeatureInfo"]
+
+_MAX_PREFIX = 16
 
 
 class FeatureInfo(list):
-    """Per selected stage: ``{"name", "channels", "reduction", "index"}`` (timm-style)."""
+    """Per selected stage: ``{"name", "channels", "reduction", "index"}`` (timm-style),
+    plus ``"layout"`` (``"NHWC"`` or ``"tokens"``) and ``"prefix_tokens"`` when the layer's
+    output was converted to ``(B, C, H, W)``."""
 
     def channels(self) -> list[int]:
         return [f["channels"] for f in self]
@@ -29,47 +62,227 @@ class FeatureInfo(list):
         return [f["name"] for f in self]
 
 
-def _candidates(backend: Backend, model: Any) -> list[Node]:
-    """Stage candidates: the root's children, with sequence containers flattened."""
-    out: list[Node] = []
+@dataclass
+class _Map:
+    """How a layer's output reads as a feature map."""
 
-    def visit(node: Node) -> None:
-        for k in children_of(backend, node):
-            if backend.container_kind(k.layer) is ContainerKind.SEQUENCE and children_of(backend, k):
-                visit(k)
-            else:
-                out.append(k)
+    layout: str            # "NCHW", "NHWC" or "tokens"
+    channels: int
+    grid: tuple            # (h, w)
+    prefix: int = 0        # tokens before the grid (class/register tokens)
 
-    visit(root_node(model))
+    def reduction(self, input_hw: tuple) -> int:
+        return int(round(input_hw[0] / self.grid[0]))
+
+
+def _as_map(shape: Optional[tuple], input_hw: tuple, prefer: str = "NCHW") -> Optional[_Map]:
+    """Read an output shape as a feature map of an input of spatial size ``input_hw``; a
+    4-D shape that fits both layouts is read as ``prefer``."""
+    if shape is None:
+        return None
+    H, W = input_hw
+    if len(shape) == 4:
+        _, a, b, c = shape
+        nchw = b >= 1 and c >= 1 and H % b == 0 and W % c == 0 and H // b == W // c and (b, c) != (1, 1)
+        nhwc = a >= 1 and b >= 1 and H % a == 0 and W % b == 0 and H // a == W // b and (a, b) != (1, 1)
+        if nchw and not (nhwc and prefer == "NHWC"):
+            return _Map("NCHW", int(a), (int(b), int(c)))
+        if nhwc:
+            return _Map("NHWC", int(c), (int(a), int(b)))
+        return None
+    if len(shape) == 3:
+        _, n, c = shape
+        for k in range(0, _MAX_PREFIX + 1):
+            g = n - k
+            if g <= 1:
+                break
+            for r in (4, 8, 14, 16, 32, 2, 1, 7, 28, 64):
+                if H % r == 0 and W % r == 0 and (H // r) * (W // r) == g:
+                    return _Map("tokens", int(c), (H // r, W // r), k)
+        return None
+    return None
+
+
+def _ambiguous(shape: Optional[tuple], input_hw: tuple) -> bool:
+    return (shape is not None and len(shape) == 4 and _as_map(shape, input_hw, "NCHW") is not None
+            and _as_map(shape, input_hw, "NHWC") is not None
+            and _as_map(shape, input_hw, "NCHW").layout != _as_map(shape, input_hw, "NHWC").layout)
+
+
+def _read_maps(shapes: list, input_hw: tuple) -> list:
+    """``_as_map`` of each shape (in execution order); a shape that fits both layouts takes
+    the layout of the nearest unambiguous 4-D output (the next one, else the previous)."""
+    plain = [None if _ambiguous(s, input_hw) else _as_map(s, input_hw) for s in shapes]
+    out = []
+    for i, s in enumerate(shapes):
+        if not _ambiguous(s, input_hw):
+            out.append(plain[i])
+            continue
+        near = [m for m in plain[i + 1:] + plain[:i][::-1] if m is not None and m.layout != "tokens"]
+        out.append(_as_map(s, input_hw, near[0].layout if near else "NCHW"))
     return out
 
 
-def _probe(backend: Backend, model: Any, nodes: list[Node], input_shape: Sequence[int]) -> list[tuple[Node, tuple]]:
-    """(node, output shape) in completion order, from one forward on zeros."""
-    order: list[tuple[Node, tuple]] = []
+@dataclass
+class _Probed:
+    node: Node
+    shape: Optional[tuple]
+    order: int              # completion order in the probe forward
+    body: bool = False      # reached by opening a container of blocks
+    lift: Optional[Node] = None
+
+
+def _is_composite(backend: Backend, node: Node) -> bool:
+    return bool(children_of(backend, node))
+
+
+def _probe_all(backend: Backend, model: Any, input_shape: Sequence[int]) -> dict:
+    """``{id(layer): (order, shape)}`` for every layer that completed in one forward on zeros."""
+    seen: dict = {}
     me = threading.get_ident()
+    counter = [0]
     handles = []
-    for n in nodes:
-        def hook(layer, inputs, output, n=n):
-            if threading.get_ident() == me:
-                order.append((n, backend.shape(output)))
-        handles.append(backend.add_forward_hook(n.layer, hook))
+    layers = {}
+
+    def visit(node: Node) -> None:
+        for k in children_of(backend, node):
+            if id(k.layer) not in layers:
+                layers[id(k.layer)] = k.layer
+                visit(k)
+
+    visit(root_node(model))
+
+    def hook(layer, inputs, output):
+        if threading.get_ident() == me and id(layer) not in seen:
+            seen[id(layer)] = (counter[0], backend.shape(output))
+            counter[0] += 1
+
     try:
+        for layer in layers.values():
+            handles.append(backend.add_forward_hook(layer, hook))
         probe_forward(backend, model, tuple(input_shape), "features")
     finally:
         for h in handles:
             h.remove()
-    return order
+    return seen
+
+
+def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
+    """Rule 1: the blocks, in completion order."""
+    out: list[_Probed] = []
+
+    def visit(node: Node, body: bool) -> None:
+        for k in children_of(backend, node):
+            kids = children_of(backend, k)
+            if kids and backend.container_kind(k.layer) is ContainerKind.SEQUENCE and (
+                    id(k.layer) not in ran or all(_is_composite(backend, c) for c in kids)):
+                visit(k, True)
+            elif id(k.layer) in ran:
+                order, shape = ran[id(k.layer)]
+                out.append(_Probed(k, shape, order, body))
+
+    visit(root_node(model), False)
+    out.sort(key=lambda p: p.order)
+    return out
+
+
+def _lifted(backend: Backend, node: Node, ran: dict) -> Node:
+    """Rule 4: name a stage by the Sequential it ends, when that container ran and all its
+    children have the stage's output shape (a stage container, not the whole body)."""
+    while (node.parent is not None and node.parent.parent is not None
+           and node.parent_kind is ContainerKind.SEQUENCE and node.position == node.siblings - 1
+           and id(node.parent.layer) in ran
+           and all(ran.get(id(k.layer), (0, None))[1] == ran[id(node.layer)][1]
+                   for k in children_of(backend, node.parent))):
+        node = node.parent
+    return node
+
+
+@dataclass
+class _Stage:
+    node: Node
+    map: _Map
+    order: int
+    body: bool
+
+
+def _open_stems(backend: Backend, maps: list, ran: dict, hw: tuple) -> list:
+    """Rule 1b: a block that is not in the body and reduces the resolution by more than one
+    step (a stem going /1 -> /2 -> /4 inside one module) is opened: the last of its layers
+    at each finer resolution becomes a candidate too (a ResNet-D deep stem's /2 output)."""
+    out: list = []
+    prev = 1
+    for b, m in maps:
+        red = m.reduction(hw)
+        if not b.body and red > 2 * prev and m.layout != "tokens":
+            inner: list = []
+
+            def visit(node: Node) -> None:
+                for k in children_of(backend, node):
+                    if id(k.layer) in ran:
+                        inner.append(_Probed(k, ran[id(k.layer)][1], ran[id(k.layer)][0], False))
+                    visit(k)
+
+            visit(b.node)
+            inner.sort(key=lambda p: p.order)
+            found = [(p, im) for p, im in zip(inner, _read_maps([p.shape for p in inner], hw))
+                     if im is not None and prev < im.reduction(hw) < red]
+            out += found
+        out.append((b, m))
+        prev = max(prev, red)
+    return out
+
+
+def _detect(backend: Backend, model: Any, input_shape: Sequence[int]) -> tuple[list[_Stage], list[_Probed]]:
+    ran = _probe_all(backend, model, input_shape)
+    hw = (int(input_shape[-2]), int(input_shape[-1]))
+    blocks = [b for b in _blocks(backend, model, ran)]
+    maps = list(zip(blocks, _read_maps([b.shape for b in blocks], hw)))
+    maps = _open_stems(backend, [(b, m) for b, m in maps if m is not None], ran, hw)
+    body = [(b, m) for b, m in maps if b.body]
+    if body:  # rule 3: the head is what follows the last body block at its resolution
+        last_b, last_m = body[-1]
+        maps = [(b, m) for b, m in maps if b.order <= last_b.order or m.grid != last_m.grid]
+    stages: list[_Stage] = []
+    if body and len({m.grid for _, m in body}) == 1 and len(body) > 1:
+        stages = [_Stage(b.node, m, b.order, True) for b, m in body]
+    else:
+        for i, (b, m) in enumerate(maps):
+            nxt = maps[i + 1][1] if i + 1 < len(maps) else None
+            if nxt is None or nxt.grid != m.grid:
+                stages.append(_Stage(b.node, m, b.order, b.body))
+        for s in stages:  # rule 4 (not in isotropic bodies: blocks[0..10] and then "blocks" would mislead)
+            s.node = _lifted(backend, s.node, ran)
+    return stages, blocks
+
+
+def _to_nchw(backend: Backend, m: _Map):
+    """The runtime conversion of one stage's output to (B, C, H, W), or None."""
+    if m.layout == "NCHW":
+        return None
+    if m.layout == "NHWC":
+        return lambda t: backend.permute(t, (0, 3, 1, 2))
+    h, w, c, k = m.grid[0], m.grid[1], m.channels, m.prefix
+
+    def tokens(t):
+        if k:
+            t = backend.slice_from(t, 1, k)
+        return backend.permute(backend.reshape(t, (-1, h, w, c)), (0, 3, 1, 2))
+
+    return tokens
 
 
 def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None,
              stages: Optional[Sequence[str]] = None, input_shape: Sequence[int] = (1, 3, 224, 224)) -> Any:
     """features_only for any model: a new module returning multi-scale feature maps.
 
-    Stages are detected by one probe forward on ``input_shape`` zeros: among the root's
-    children (sequence containers flattened), the last layer before each spatial
-    reduction (global pooling to 1×1 is not a stage). Pass ``stages`` (descriptors) to
-    choose them yourself; channels and reductions are still measured.
+    Stages are detected by one probe forward on ``input_shape`` zeros with the rule in
+    this module's docstring (README "Stage conventions"): the output of the last block of
+    each resolution of the body, never a head/expansion conv nor a layer inside the next
+    block; every block of an isotropic (ViT-like) body. Token ``(B, N, C)`` and
+    channels-last ``(B, H, W, C)`` outputs are returned as ``(B, C, H, W)`` maps.
+    Pass ``stages`` (descriptors) to choose them yourself; layouts, channels and reductions
+    are still measured.
 
     Args:
         out_indices: stage indices to return (negative allowed), or an int ``n`` meaning
@@ -78,10 +291,9 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
         input_shape: the probe input's shape.
 
     Returns:
-        A new native module whose forward returns a list of feature maps, shallow to deep
-        (stage order, whatever order ``out_indices`` was given in); its ``feature_info``
-        (a ``FeatureInfo``) describes them in the same order. No layer after the deepest
-        selected stage runs.
+        A new native module whose forward returns a list of ``(B, C, H, W)`` feature maps,
+        shallow to deep; its ``feature_info`` (a ``FeatureInfo``) describes them in the
+        same order. No layer after the deepest selected stage runs.
 
     Example:
         >>> feat = theseus.features(net, out_indices=[1, 2, 3, 4])    # doctest: +SKIP
@@ -92,42 +304,129 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
     input_shape = check_input_shape(input_shape, "features: input_shape", min_dims=3)
     wanted = check_out_indices(out_indices)
     backend.check_hooks_usable(model)
+    hw = (int(input_shape[-2]), int(input_shape[-1]))
+    found: list[tuple[Node, _Map]] = []
     if stages is not None:
         nodes = [n for _, n in _resolve_nodes(backend, model, _as_list(stages, "features(stages=...)"))]
+        ran = _probe_all(backend, model, input_shape)
+        shapes = [ran.get(id(n.layer), (None, None))[1] for n in nodes]
+        if any(_ambiguous(shp, hw) for shp in shapes):  # ambiguous: read it as its neighbours are
+            blocks = _blocks(backend, model, ran)
+            reading = dict(zip((id(b.node.layer) for b in blocks), _read_maps([b.shape for b in blocks], hw)))
+        for n, shp in zip(nodes, shapes):
+            m = _as_map(shp, hw)
+            if _ambiguous(shp, hw):
+                m = reading.get(id(n.layer)) or _read_maps([shp] + [b.shape for b in blocks], hw)[0]
+            if m is None:
+                raise InvalidArgumentError(
+                    f"features: stage {n.text!r} did not produce a feature map (got {shp}) on a probe of shape "
+                    f"{tuple(input_shape)}; a stage outputs (B, C, H, W), (B, H, W, C) or (B, N, C) tokens of a "
+                    "grid of the input")
+            found.append((n, m))
     else:
-        nodes = _candidates(backend, model)
-    probed = _probe(backend, model, nodes, input_shape)
-    in_h = input_shape[-2]
-    info_all = []
-    if stages is not None:
-        by_id = {id(n.layer): shp for n, shp in probed}
-        for n in nodes:
-            shp = by_id.get(id(n.layer))
-            if shp is None or len(shp) != 4:
-                raise InvalidArgumentError(f"features: stage {n.text!r} did not produce a 4-D feature map "
-                                           f"(got {shp}) on a probe of shape {tuple(input_shape)}")
-            info_all.append((n, shp))
-    else:
-        maps = [(n, s) for n, s in probed if s is not None and len(s) == 4 and not (s[-1] == 1 and s[-2] == 1)]
-        for i, (n, s) in enumerate(maps):
-            nxt = maps[i + 1][1] if i + 1 < len(maps) else None
-            if nxt is None or nxt[-2] != s[-2]:
-                info_all.append((n, s))
-    if not info_all:
-        raise LayerNotFoundError("", "features: no stage found (no layer produced a 4-D feature map smaller than "
-                                 "the input); pass stages=[...] explicitly")
-    table = [{"name": n.text, "channels": int(s[1]), "reduction": int(round(in_h / s[-2])), "index": i}
-             for i, (n, s) in enumerate(info_all)]
+        found = [(s.node, s.map) for s in _detect(backend, model, input_shape)[0]]
+    if not found:
+        raise LayerNotFoundError("", "features: no stage found (no layer produced a (B, C, H, W), (B, H, W, C) or "
+                                 "token map smaller than the input); pass stages=[...] explicitly")
+    table = []
+    for i, (n, m) in enumerate(found):
+        entry = {"name": n.text, "channels": m.channels, "reduction": m.reduction(hw), "index": i}
+        if m.layout != "NCHW":
+            entry["layout"] = m.layout
+            if m.layout == "tokens":
+                entry["prefix_tokens"] = m.prefix
+        table.append(entry)
     picked = pick_out_indices(wanted, [t["name"] for t in table])
     info = FeatureInfo(dict(table[i]) for i in picked)
-    selected = OrderedDict((table[i]["name"], info_all[i][0].layer) for i in picked)
+    selected = OrderedDict((table[i]["name"], found[i][0].layer) for i in picked)
+    convert = [_to_nchw(backend, found[i][1]) for i in picked]
     collector = _Collector(backend, model, selected, stop_early=True)
     names = list(selected)
 
     def forward(*inputs: Any) -> list:
         buf, _ = collector.run(*inputs)
-        return [buf[n] for n in names]
+        return [buf[n] if f is None else f(buf[n]) for n, f in zip(names, convert)]
 
     module = collector.attach(backend.wrap(model, forward, "FeatureListNet"))
     setattr(module, "feature_info", info)
+    _mark_unused(backend, module, model, input_shape)
+    return module
+
+
+def _mark_unused(backend: Backend, module: Any, model: Any, input_shape: Sequence[int]) -> list[str]:
+    """Run the new module once on zeros (eval, modes restored); the parameters of layers that
+    never STARTED are unused by it: tell the backend (data parallelism) and return them."""
+    if type(backend).ignore_unused is Backend.ignore_unused:  # nothing to tell this framework
+        return []
+    started: set = set()
+    me = threading.get_ident()
+    layers = {id(n.layer): n.layer for n in walk(backend, model)}
+    handles = [backend.add_forward_pre_hook(layer, lambda m, i: started.add(id(m)) if threading.get_ident() == me
+                                            else None) for layer in layers.values()]
+    try:
+        with eval_mode(backend, model):
+            backend.infer(module, backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32)))
+    finally:
+        for h in handles:
+            h.remove()
+    used = {id(p) for lid in started for _, p in backend.parameters(layers[lid], recurse=False)}
+    used |= {id(p) for _, p in backend.parameters(model, recurse=False)}
+    unused = [name for name, p in backend.parameters(module) if id(p) not in used]
+    if unused:
+        backend.ignore_unused(module, unused)
+    return unused
+
+
+def stage_plan(model: Any, input_shape: Sequence[int] = (1, 3, 224, 224)) -> dict:
+    """For ``freeze_stages``: the detected stages and the blocks, in completion order.
+
+    Returns ``{"stages": [(descriptor, reduction, order)], "blocks": [(node, order, body)]}``.
+    """
+    backend = backend_of(model)
+    input_shape = check_input_shape(input_shape, "freeze_stages: input_shape", min_dims=3)
+    stages, blocks = _detect(backend, model, input_shape)
+    hw = (int(input_shape[-2]), int(input_shape[-1]))
+    return {"stages": [(s.node, s.map.reduction(hw), s.order) for s in stages],
+            "blocks": [(b.node, b.order, b.body) for b in blocks]}
+
+
+def truncate(model: Any, descriptor: str) -> Any:
+    """A new module whose forward returns exactly the named layer's output and runs
+    nothing after it (early exit), whatever functional code the model's ``forward`` has
+    after that layer (``flatten``, token pooling, ``x.mean(...)``).
+
+    The source model is not changed (its layers are shared); compare ``stop_after``, which
+    changes the model in place and still runs the functional code in ``forward``. Works in
+    the same execution modes as ``extract``.
+
+    Args:
+        model: a model of any backend.
+        descriptor: one layer (not a pattern), e.g. ``"blocks[5]"``.
+
+    Returns:
+        A new native module (child ``model``) returning that layer's output.
+
+    Example:
+        >>> head = theseus.truncate(vit, "blocks[5]")    # doctest: +SKIP
+        >>> head(x).shape                                 # doctest: +SKIP
+        torch.Size([2, 197, 768])
+    """
+    backend = backend_of(model)
+    if not isinstance(descriptor, str):
+        _as_list(descriptor, "truncate")  # raises the standard message for non-descriptors
+    from ._grammar import parse
+
+    if parse(descriptor).is_pattern:
+        raise LayerNotFoundError(str(descriptor), f"truncate needs one layer, but {str(descriptor)!r} is a pattern; "
+                                 "name a single layer such as 'blocks[5]'")
+    node = lookup(backend, model, descriptor)
+    backend.check_hooks_usable(model)
+    key = node.text
+    collector = _Collector(backend, model, OrderedDict([(key, node.layer)]), stop_early=True)
+
+    def forward(*inputs: Any) -> Any:
+        buf, _ = collector.run(*inputs)
+        return buf[key]
+
+    module = collector.attach(backend.wrap(model, forward, "Truncated"))
     return module

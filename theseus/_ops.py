@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
-from ._backend import Backend, backend_of, serial_lock
+from ._backend import Backend, ContainerKind, backend_of, serial_lock
 from ._errors import InvalidArgumentError, InvalidReplacementError, LayerNotFoundError, UnsupportedOperation, clip_repr
 from ._grammar import Descriptor, parse
 from ._record import peek_record, record_of, replace_all
@@ -97,11 +97,15 @@ def resolve(model: Any, pattern: Patterns) -> dict[str, Any]:
 
 
 def stop_after(model: Any, descriptor: PatternLike) -> list[str]:
-    """Truncate the network after one layer (the seed's semantics).
+    """Truncate the network after one layer (the seed's semantics), in place.
 
     At every level of the descriptor's path, every sibling registered after the named layer
-    becomes an Identity; the model's forward then returns that layer's output (functional
-    operations written in ``forward`` still run). Undo with ``theseus.reset``.
+    becomes an Identity. A sibling that is a container (ModuleDict/ModuleList/LayerDict/
+    CellDict, Sequential...) keeps its place and has its children replaced instead (its
+    containers' children, recursively), so a forward that indexes it still runs.
+    Functional code written in ``forward`` still runs: when the forward flattens, pools or
+    slices tokens after the layer, use ``theseus.truncate`` (a new module that returns
+    exactly the layer's output and runs nothing after it). Undo with ``theseus.reset``.
 
     Returns:
         The canonical descriptors of the layers that became Identity, in definition order.
@@ -115,10 +119,19 @@ def stop_after(model: Any, descriptor: PatternLike) -> list[str]:
         raise LayerNotFoundError(str(descriptor), f"stop_after needs one layer, but {str(descriptor)!r} is a pattern; "
                                  "name a single layer such as 'blocks[5]'")
     node = lookup(backend, model, descriptor)
-    items = []
+    items: list = []
+
+    def cut(sib: Node) -> None:
+        kids = children_of(backend, sib)
+        if kids and backend.container_kind(sib.layer) is not ContainerKind.PLAIN:
+            for k in kids:
+                cut(k)
+        else:
+            items.append((sib.parent.layer, sib.name, sib.layer, sib.text))
+
     for level in reversed(node.path()):  # deepest level first: that is definition order
         for sib in children_of(backend, level.parent)[level.position + 1:]:
-            items.append((sib.parent.layer, sib.name, sib.layer, sib.text))
+            cut(sib)
     replace_all(backend, model, [(p, name, old, backend.identity()) for p, name, old, _ in items])
     return [text for *_, text in items]
 

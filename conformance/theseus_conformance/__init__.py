@@ -8,7 +8,8 @@ in a test module named ``test_*.py`` and override the ``backend``, ``mobilenet``
 from __future__ import annotations
 
 from ._fixtures import Fixtures, Gated, requires, set_eval, to_numpy_tree
-from ._tests_features import BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests
+from ._tests_features import (BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests,
+                              BaseStageRuleTests, BaseTruncateTests)
 from ._tests_hostile import BaseFuzzTests, BaseHostileArgumentTests
 from ._tests_lifetime import BaseLifetimeTests
 from ._tests_numeric import BaseNumericTests, BaseStateTests
@@ -35,6 +36,8 @@ __all__ = [
     "BaseFuzzTests",
     "BaseHostileArgumentTests",
     "BaseLifetimeTests",
+    "BaseStageRuleTests",
+    "BaseTruncateTests",
     "BaseDiscoveryTests",
     "BaseResetTests",
     "BaseStopAfterTests",
@@ -64,6 +67,8 @@ class ConformanceSuite(
     BaseExtractTests,
     BaseFeaturesTests,
     BaseFreezeTests,
+    BaseTruncateTests,
+    BaseStageRuleTests,
     BaseProbeLeavesModelAloneTests,
     BaseStateTests,
     BaseNumericTests,

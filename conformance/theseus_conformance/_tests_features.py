@@ -148,7 +148,7 @@ class BaseFeaturesTests(Gated):
 
 @requires("freeze", "train_eval")
 class BaseFreezeTests(Gated):
-    @requires("gradients")
+    @requires("gradients", "hooks")
     def test_frozen_parameters_get_no_gradient(self, build, backend):
         model = build(spec.RESNETISH)
         names = theseus.freeze(model, ["stem", "layer1[0]"])
@@ -159,6 +159,7 @@ class BaseFreezeTests(Gated):
         assert all(backend.gradients(model, backend.from_numpy(_x())).values())
 
     @requires("state")
+    @requires("hooks")   # the norm layers inside the frozen part are held by a pre-hook
     def test_freeze_before_and_state_keys_unchanged(self, net, backend):
         keys = list(theseus.state(net))
         names = theseus.freeze_before(net, "blocks[1]")
@@ -169,7 +170,8 @@ class BaseFreezeTests(Gated):
     @requires("hooks", "state")  # norm_eval holds eval mode with a pre-hook
     def test_norm_eval_survives_train_and_keeps_statistics(self, build, backend, run):
         model = build(spec.RESNETISH)
-        theseus.freeze(model, "stem", norm_eval=True)
+        backend.set_training(model, True)
+        theseus.freeze(model, "stem")                 # norms inside the frozen part are held
         backend.set_training(model, True)
         held = theseus.resolve(model, "stem[1]")["stem[1]"]
         free = theseus.resolve(model, "down[1]")["down[1]"]
@@ -197,3 +199,98 @@ class BaseProbeLeavesModelAloneTests(Gated):
         assert [backend.is_training(m) for m in theseus.resolve(model, "**").values()] == flags
         after = theseus.state(model)
         assert all(np.array_equal(stats[k], after[k]) for k in stats)
+
+    @requires("freeze")
+    def test_policy_is_reapplied_by_train_and_norm_modes(self, build, backend):
+        model = build(spec.RESNETISH)
+        backend.set_training(model, True)
+        theseus.freeze(model, "stem", norm="eval")
+        stem_bn, down_bn = (theseus.resolve(model, d)[d] for d in ("stem[1]", "down[1]"))
+        for _ in range(2):                            # a second train() does not undo it
+            backend.set_training(model, True)
+            assert not backend.is_training(stem_bn) and not backend.is_training(down_bn)
+            assert backend.is_training(theseus.resolve(model, "stem[0]")["stem[0]"])
+        assert theseus.frozen(model) == [n for n, _ in backend.parameters(model) if n.startswith("stem.")]
+        theseus.freeze(model, "layer2", norm="frozen")   # every norm's parameters frozen too
+        assert not any(backend.is_trainable(p) for _, p in backend.parameters(down_bn))
+        assert backend.is_trainable(dict(backend.parameters(theseus.resolve(model, "down[0]")["down[0]"]))["weight"])
+
+    @requires("freeze", "state")
+    def test_reset_undoes_freeze(self, build, backend):
+        model = build(spec.RESNETISH)
+        backend.set_training(model, True)
+        fc_w = dict(backend.parameters(model))
+        first = [n for n in fc_w if n.startswith("fc.")][0]
+        backend.set_trainable(fc_w[first], False)      # the user's own flag is kept by reset
+        keys = list(theseus.state(model))
+        theseus.freeze(model, ["stem", "layer1"], norm="frozen")
+        assert len(theseus.frozen(model)) > 10 and list(theseus.state(model)) == keys
+        theseus.reset(model)
+        assert theseus.frozen(model) == [first]
+        layers = [model] + list(theseus.resolve(model, "**").values())
+        assert all(backend.is_training(m) for m in layers)
+        stem_bn = theseus.resolve(model, "stem[1]")["stem[1]"]
+        before = backend.export_local(stem_bn)["running_mean"]
+        backend.infer(model, backend.from_numpy(_x()))   # no hold left: statistics move again
+        assert not np.array_equal(backend.export_local(stem_bn)["running_mean"], before)
+        backend.set_training(model, False)
+        theseus.freeze(model, "stem")
+        theseus.reset(model)                            # released to the model's mode (eval)
+        assert not any(backend.is_training(m) for m in layers)
+
+    @requires("freeze", "hooks")
+    def test_freeze_stages(self, net, backend):
+        names = theseus.freeze_stages(net, 1, input_shape=(1, 3, 64, 64))
+        assert names == [n for n, _ in backend.parameters(net) if n.startswith(("conv.", "blocks.0.", "blocks.1.", "blocks.2."))]
+        theseus.reset(net)
+        assert theseus.freeze_stages(net, 0, input_shape=(1, 3, 64, 64)) == [
+            n for n, _ in backend.parameters(net) if n.startswith(("conv.", "blocks.0."))]
+        theseus.reset(net)
+        assert theseus.freeze_stages(net, -1, input_shape=(1, 3, 64, 64)) == []
+        for bad in (5, -2, 1.5, True, "1"):
+            with pytest.raises(theseus.InvalidArgumentError, match="freeze_stages: n must be"):
+                theseus.freeze_stages(net, bad, input_shape=(1, 3, 64, 64))
+        with pytest.raises(theseus.InvalidArgumentError, match="norm must be one of"):
+            theseus.freeze(net, "conv", norm="off")
+        assert theseus.frozen(net) == []
+
+
+@requires("hooks", "wrap")
+class BaseTruncateTests:
+    def test_returns_exactly_the_layer_output_and_stops(self, mobilenet, backend, run, image):
+        a, b = mobilenet(), mobilenet()
+        for m in (a, b):
+            backend.set_training(m, False)
+        theseus.update_res(b, ["blocks[4]"])
+        ref = run(b, image)["blocks[4]"]
+        cut = theseus.truncate(a, "blocks[4]")
+        np.testing.assert_array_equal(run(cut, image), ref)
+        ran = _executed(backend, a, lambda: backend.infer(cut, backend.from_numpy(image[:1])))
+        assert ran[-1] == "blocks[4].pointwise_conv.relu"
+        assert theseus.list_descriptors(a) == theseus.list_descriptors(b)   # source unchanged
+        assert run(a, image).shape == (2, 1000)
+
+    def test_bad_input(self, net):
+        with pytest.raises(theseus.LayerNotFoundError, match="pattern"):
+            theseus.truncate(net, "blocks[*]")
+        with pytest.raises(theseus.LayerNotFoundError):
+            theseus.truncate(net, "blocks[13]")
+        with pytest.raises(theseus.InvalidArgumentError):
+            theseus.truncate(net, 3)
+
+
+@requires("hooks", "wrap")
+class BaseStageRuleTests:
+    def test_resnetish_stages_are_stage_containers(self, build):
+        model = build(spec.RESNETISH)
+        info = theseus.features(model, input_shape=(1, 3, 16, 16)).feature_info
+        assert [(f["name"], f["channels"], f["reduction"]) for f in info] == [("layer1", 8, 2), ("layer2", 16, 4)]
+
+    @requires("freeze", "train_eval")
+    def test_freeze_stages_counts_the_stem(self, build, backend):
+        model = build(spec.RESNETISH)
+        names = theseus.freeze_stages(model, 0, input_shape=(1, 3, 16, 16))
+        assert names == [n for n, _ in backend.parameters(model) if n.startswith(("stem.", "layer1."))]
+        theseus.reset(model)
+        names = theseus.freeze_stages(model, 1, input_shape=(1, 3, 16, 16))
+        assert names == [n for n, _ in backend.parameters(model) if not n.startswith("fc.")]

@@ -46,11 +46,19 @@ class BaseStopAfterTests(Gated):
         model = build(spec.NESTED)
         before = dict(_types(backend, model))
         replaced = theseus.stop_after(model, "stages[1][0]")
-        assert replaced == ["stages[1][1]", "stages[1][2]", "heads", "res"]
+        assert replaced == ["stages[1][1]", "stages[1][2]", 'heads["cls"]', 'heads["box"]', "res"]
         after = dict(_types(backend, model))
         changed = sorted(d for d in after if before.get(d) != after[d])
         assert changed == sorted(replaced)
         assert after["stages[0]"] == before["stages[0]"]
+
+    def test_container_siblings_keep_their_place(self, build, backend, run):
+        model = build(spec.NESTED)
+        replaced = theseus.stop_after(model, "stages[0]")
+        assert replaced == ["stages[1][0]", "stages[1][1]", "stages[1][2]", 'heads["cls"]', 'heads["box"]', "res"]
+        types = dict(_types(backend, model))
+        assert types["stages[1]"] != "Identity" and types["heads"] != "Identity"
+        assert run(model, np.ones((2, 3, 8, 8), np.float32)).shape == (2, 4, 8, 8)
 
     def test_failing_call_changes_nothing(self, net, backend):
         before = _types(backend, net)

@@ -132,7 +132,7 @@ class MindSporeBackend(Backend):
     # MindSpore 2.10 PyNative gives wrong results when forwards run concurrently from several
     # threads, even on separate cells without hooks (measured: 8 threads x 50), so theseus
     # serialises the forwards of models it captures from ("threads" holds through lock_calls).
-    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval", "layouts"})
     thread_safe = False
 
     # -- structure ---------------------------------------------------------------------
@@ -237,6 +237,21 @@ class MindSporeBackend(Backend):
         return _ms().Tensor(np.array(array, copy=True))
 
     # -- modes and training ------------------------------------------------------------
+    @staticmethod
+    def _index(axis: int, start: int) -> tuple:
+        return (slice(None),) * axis + (slice(start, None),)
+
+    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
+        return tensor[self._index(axis, start)]
+
+    def reshape(self, tensor: Any, shape: tuple) -> Any:
+        return tensor.reshape(tuple(shape))
+
+    def permute(self, tensor: Any, dims: tuple) -> Any:
+        return _ms().ops.transpose(tensor, tuple(dims))
+
+    train_methods = ("set_train",)
+
     def is_training(self, layer: Any) -> bool:
         return bool(layer.training)
 

@@ -48,7 +48,7 @@ class PaddleBackend(Backend):
     install_hint = INSTALL_HINTS["paddle"]
     conformance_module = "theseus_paddle.conformance"
     parts_module = "theseus_paddle._parts"
-    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval", "layouts"})
 
     # -- recognition and structure ---------------------------------------------------
     def is_layer(self, obj: Any) -> bool:
@@ -132,6 +132,19 @@ class PaddleBackend(Backend):
             return model(*inputs)
 
     # -- modes and training ------------------------------------------------------------
+    @staticmethod
+    def _index(axis: int, start: int) -> tuple:
+        return (slice(None),) * axis + (slice(start, None),)
+
+    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
+        return tensor[self._index(axis, start)]
+
+    def reshape(self, tensor: Any, shape: tuple) -> Any:
+        return tensor.reshape(list(shape))
+
+    def permute(self, tensor: Any, dims: tuple) -> Any:
+        return tensor.transpose(list(dims))
+
     def is_training(self, layer: Any) -> bool:
         return bool(layer.training)
 

@@ -27,7 +27,7 @@ class TorchBackend(Backend):
     install_hint = INSTALL_HINTS["torch"]
     conformance_module = "theseus_torch.conformance"
     parts_module = "theseus_torch._parts"
-    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval"})
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "gradients", "train_eval", "layouts"})
 
     def is_layer(self, obj: Any) -> bool:
         return isinstance(obj, _nn().Module)
@@ -79,6 +79,19 @@ class TorchBackend(Backend):
 
         return copy.deepcopy(model).double()
 
+    @staticmethod
+    def _index(axis: int, start: int) -> tuple:
+        return (slice(None),) * axis + (slice(start, None),)
+
+    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
+        return tensor[self._index(axis, start)]
+
+    def reshape(self, tensor: Any, shape: tuple) -> Any:
+        return tensor.reshape(tuple(shape))
+
+    def permute(self, tensor: Any, dims: tuple) -> Any:
+        return tensor.permute(*dims)
+
     def is_training(self, layer: Any) -> bool:
         return bool(layer.training)
 
@@ -127,6 +140,11 @@ class TorchBackend(Backend):
             for name, arr in arrays.items():
                 t = layer._parameters.get(name) if name in layer._parameters else layer._buffers.get(name)
                 t.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(t.dtype))
+
+    def ignore_unused(self, wrapper: Any, names: list) -> None:
+        # DistributedDataParallel skips these (its documented per-module ignore list), so
+        # the head after the deepest stage raises no unused-parameter error.
+        wrapper._ddp_params_and_buffers_to_ignore = list(names)
 
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
         from ._wrapper import make_wrapper

@@ -52,7 +52,7 @@ class ReferenceBackend(Backend):
     name = "reference"
     framework = None
     install_hint = "pip install theseus-surgery-conformance"
-    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval"})
+    capabilities = frozenset({"hooks", "threads", "state", "wrap", "freeze", "train_eval", "layouts"})
 
     def is_layer(self, obj: Any) -> bool:
         return isinstance(obj, Layer)
@@ -87,6 +87,19 @@ class ReferenceBackend(Backend):
 
     def from_numpy(self, array: np.ndarray) -> Any:
         return np.array(array, copy=True)
+
+    @staticmethod
+    def _index(axis: int, start: int) -> tuple:
+        return (slice(None),) * axis + (slice(start, None),)
+
+    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
+        return tensor[self._index(axis, start)]
+
+    def reshape(self, tensor: Any, shape: tuple) -> Any:
+        return tensor.reshape(tuple(shape))
+
+    def permute(self, tensor: Any, dims: tuple) -> Any:
+        return np.transpose(tensor, dims)
 
     def is_training(self, layer: Any) -> bool:
         return bool(layer.training)

@@ -1,0 +1,85 @@
+"""theseus against the peers' own tools, on the peers' own models, side by side in one run.
+
+1. torch: ``theseus.features(m)`` on timm's ``mobilenetv1_100`` vs timm's own
+   ``features_only=True`` model of it (same weights, all five stages). Target <= 1.00.
+2. paddle: ``theseus.update_res`` vs PaddleClas's own ``update_res`` on PaddleClas's
+   MobileNetV1 (same weights, PaddleClas's five stage patterns). Target <= 1.00.
+
+Interleaved calls in rotating order, medians of ``--reps`` rounds (>= 40), batch 8,
+224x224, eval, no gradients.
+
+Run:  python benchmarks/peers.py [--reps 40] [--batch 8] [--only timm|paddleclas]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+import theseus
+from _common import interleaved
+from theseus_conformance import peers
+
+PPCLS_STAGES = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]", "blocks[12]"]
+
+
+def bench_timm(batch: int, reps: int) -> dict:
+    import timm
+    import torch
+
+    torch.manual_seed(0)
+    plain = timm.create_model("mobilenetv1_100", pretrained=False).eval()
+    ref = timm.create_model("mobilenetv1_100", pretrained=False, features_only=True).eval()
+    ref.load_state_dict({k: v for k, v in plain.state_dict().items() if k in ref.state_dict()})
+    ours = theseus.features(plain).eval()
+    assert ours.feature_info.reduction() == ref.feature_info.reduction()
+    x = torch.from_numpy(np.random.RandomState(0).standard_normal((batch, 3, 224, 224)).astype(np.float32))
+    with torch.no_grad():
+        a, b = ours(x), ref(x)
+        assert all(torch.equal(p, q) for p, q in zip(a, b)), "theseus and timm feature maps differ"
+        t = interleaved({"timm features_only": lambda: ref(x), "theseus.features": lambda: ours(x)}, reps)
+    return {"peer_ms": 1e3 * t["timm features_only"], "ours_ms": 1e3 * t["theseus.features"],
+            "ratio": t["theseus.features"] / t["timm features_only"]}
+
+
+def bench_paddleclas(batch: int, reps: int) -> dict:
+    import paddle
+
+    paddle.seed(0)
+    theirs = peers.ppcls_model("MobileNetV1")
+    ours = peers.ppcls_model("MobileNetV1")
+    ours.set_state_dict(theirs.state_dict())
+    theirs.update_res(PPCLS_STAGES)                    # PaddleClas's own
+    theseus.update_res(ours, PPCLS_STAGES)             # theseus on the same model code
+    x = paddle.to_tensor(np.random.RandomState(0).standard_normal((batch, 3, 224, 224)).astype(np.float32))
+    with paddle.no_grad():
+        a, b = ours(x), theirs(x)
+        assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in PPCLS_STAGES), "captures differ"
+        t = interleaved({"PaddleClas update_res": lambda: theirs(x), "theseus.update_res": lambda: ours(x)}, reps)
+    return {"peer_ms": 1e3 * t["PaddleClas update_res"], "ours_ms": 1e3 * t["theseus.update_res"],
+            "ratio": t["theseus.update_res"] / t["PaddleClas update_res"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=40)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--only", choices=["timm", "paddleclas"])
+    args = ap.parse_args(argv)
+    peers.install()
+    print(f"batch {args.batch}, 224x224, eval, median of {args.reps} interleaved rounds")
+    print(f"{'comparison':<58} {'peer ms':>9} {'theseus ms':>11} {'ratio':>7}")
+    if args.only in (None, "paddleclas"):   # paddle before torch: nothing else loaded yet
+        r = bench_paddleclas(args.batch, args.reps)
+        print(f"{'update_res vs PaddleClas update_res (PaddleClas MobileNetV1)':<58} {r['peer_ms']:>9.1f} "
+              f"{r['ours_ms']:>11.1f} {r['ratio']:>7.3f}", flush=True)
+    if args.only in (None, "timm"):
+        r = bench_timm(args.batch, args.reps)
+        print(f"{'features vs timm features_only (mobilenetv1_100)':<58} {r['peer_ms']:>9.1f} "
+              f"{r['ours_ms']:>11.1f} {r['ratio']:>7.3f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,332 @@
+"""Stage agreement: theseus.features' default stages against the peers' own stage metadata.
+
+* timm: every model that exposes ``feature_info`` (the metadata ``features_only`` uses) and
+  builds on CPU in under 10 s at 224x224 with random init, compared on (channels, reduction)
+  of every stage;
+* PaddleClas: each legendary model's ``MODEL_STAGES_PATTERN`` (probed for channels and
+  reduction);
+* MindCV: every model that exposes ``feature_info``.
+
+Writes docs/stage-agreement.md (summary, every disagreement with its reason). Slow (tens of
+minutes on 2 cores): NOT run in CI; the tests check a handful of representative models.
+Results are cached per model in a JSON file so an interrupted run resumes.
+
+Regenerate:
+    python benchmarks/stage_agreement.py                     # all three peers
+    python benchmarks/stage_agreement.py --peers timm --limit 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import theseus
+from theseus_conformance import peers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOC = os.path.join(HERE, "..", "docs", "stage-agreement.md")
+BUILD_LIMIT_S = 10.0
+
+#: Known conventions of the peers (family prefix -> reason), checked against the results.
+CONVENTIONS = {
+    "ghostnet": "peer convention: timm lists the first block of a resolution; a detector wants the last (theseus)",
+    "hrnet": "peer convention: timm's hrnet feature_info taps the classification-head (incre) modules",
+    "hgnet": "peer convention: timm lists the stem output at /4 as well as stage 1 at /4",
+    "vgg": "peer convention: timm taps the conv before each max-pool (/1 .. /16) and the pre-logits at /32",
+    "inception": "peer convention: timm taps named mid-stage modules (Conv2d_2b_3x3, Mixed_5d, ...)",
+    "nasnet": "peer convention: timm taps cell outputs it names (act_stem, cell_stem_1, ...) at other resolutions",
+    "pnasnet": "peer convention: timm taps cell outputs it names at other resolutions",
+}
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(seconds: float):
+    def handler(signum, frame):
+        raise _Timeout()
+
+    signal.signal(signal.SIGPROF, handler)
+    signal.setitimer(signal.ITIMER_PROF, seconds)   # CPU seconds of this process
+
+
+def _ours(model: Any, size: int = 224) -> list:
+    info = theseus.features(model, input_shape=(1, 3, size, size)).feature_info
+    return [[f["channels"], f["reduction"], f["name"]] for f in info]
+
+
+def _reason(family: str, ours: list, theirs: list) -> str:
+    """Why two stage lists differ (automatic classification; see CONVENTIONS)."""
+    o = [(c, r) for c, r, _ in ours]
+    t = [(c, r) for c, r, _ in theirs]
+    for prefix, why in CONVENTIONS.items():
+        if family.startswith(prefix):
+            return why
+    if len(o) == len(t) + 1 and o[1:] == t and o[0][1] <= 2:
+        return "peer convention: no /2 stem stage listed; detectors use theseus's out_indices=[1, 2, 3, 4]"
+    if len(t) == len(o) + 1 and t[1:] == o and t[0][1] <= 2:
+        return "theseus: the /2 stem output is not a block of the body (a stem conv/act at /2 that timm lists)"
+    if [r for _, r in o] == [r for _, r in t]:
+        diff = [(i, a, b) for i, (a, b) in enumerate(zip(o, t)) if a != b]
+        i = diff[0][0]
+        return (f"channels differ at /{t[i][1]}: theseus {ours[i][2]} ({o[i][0]}) vs peer {theirs[i][2]} ({t[i][0]})"
+                " - the peer taps another layer of that resolution")
+    if set(t) <= set(o):
+        return "peer lists a subset of theseus's stages"
+    if set(o) <= set(t):
+        return "theseus finds fewer stages (resolutions the peer taps that are not a block end)"
+    return "different stage sets (see both lists)"
+
+
+def _timm_models(limit: int, per_family: bool) -> list:
+    import timm
+
+    names = [n for n in timm.list_models() if not any(t in n.split("_") for t in _HUGE)]
+    if per_family:  # one model per timm model module (architecture family): the shortest name
+        picked = []
+        for module in timm.list_modules():
+            ms = [n for n in timm.list_models(module=module) if n in set(names)]
+            if ms:
+                picked.append(min(ms, key=lambda n: (len(n), n)))
+        names = sorted(picked)
+    return names[:limit] if limit else names
+
+
+#: name parts of models far over the build limit, skipped without building (listed in the doc)
+_HUGE = ("giant", "gigantic", "huge", "xxlarge", "1b", "2b", "3b", "5b", "6b", "7b", "g14")
+
+
+def run_timm(cache: dict, limit: int, per_family: bool = False) -> None:
+    peers.install()
+    import timm
+    import torch
+
+    torch.set_num_threads(1)
+    for name in _timm_models(limit, per_family):
+        key = f"timm:{name}"
+        if key in cache:
+            continue
+        entry: dict = {"peer": "timm", "model": name, "family": name.split("_")[0]}
+        try:
+            _alarm(BUILD_LIMIT_S)
+            t = time.process_time()
+            model = timm.create_model(name, pretrained=False).eval()
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            entry["build_cpu_s"] = round(time.process_time() - t, 2)
+            fi = getattr(model, "feature_info", None)
+            if not fi:
+                entry["status"] = "excluded: no feature_info"
+            else:
+                theirs = [[int(f["num_chs"]), int(f["reduction"]), str(f["module"])] for f in fi]
+                _alarm(60)
+                try:
+                    size, ours = 224, _ours(model, 224)
+                except theseus.TheseusError:
+                    raise
+                except Exception:  # a model with a fixed input size: probe at its own size
+                    size = int((getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1])
+                    ours = _ours(model, size)
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                entry.update(theirs=theirs, ours=ours, size=size,
+                             status="agree" if [x[:2] for x in ours] == [x[:2] for x in theirs] else "disagree")
+        except _Timeout:
+            entry["status"] = f"excluded: build or probe over {BUILD_LIMIT_S:.0f} CPU s"
+        except theseus.TheseusError as e:
+            entry["status"] = "disagree"
+            entry["ours"], entry["error"] = [], f"{type(e).__name__}: {str(e)[:160]}"
+            entry.setdefault("theirs", [])
+        except Exception as e:  # the peer failed to build at 224 on CPU: not a theseus result
+            entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        cache[key] = entry
+        yield_entry(entry)
+
+
+def yield_entry(entry: dict) -> None:
+    print(f"{entry['peer']:>10} {entry['model']:<45} {entry['status']}", flush=True)
+
+
+def run_ppcls(cache: dict) -> None:
+    peers.install()
+    import importlib
+    import pkgutil
+
+    import ppcls.arch.backbone.legendary_models as legendary
+
+    for m in pkgutil.iter_modules(legendary.__path__):
+        mod = importlib.import_module(f"{legendary.__name__}.{m.name}")
+        patterns = getattr(mod, "MODEL_STAGES_PATTERN", {})
+        for fn_name in getattr(mod, "__all__", []):
+            arch = next((k for k in sorted(patterns, key=len, reverse=True) if fn_name.startswith(k)), None)
+            if arch is None or fn_name.endswith(("_dbb",)):
+                continue
+            key = f"paddleclas:{fn_name}"
+            if key in cache:
+                continue
+            entry: dict = {"peer": "paddleclas", "model": fn_name, "family": arch.lower()}
+            try:
+                _alarm(60)
+                net = getattr(mod, fn_name)(pretrained=False)
+                net.eval()
+                shapes = _probe_shapes(net, patterns[arch])
+                signal.setitimer(signal.ITIMER_PROF, 0)
+                theirs = [[s[1], 224 // s[-1], p] for p, s in zip(patterns[arch], shapes)]
+                ours = _ours(net)
+                entry.update(theirs=theirs, ours=ours, size=224,
+                             status="agree" if [x[:2] for x in ours] == [x[:2] for x in theirs] else "disagree")
+            except _Timeout:
+                entry["status"] = "excluded: build or probe over 60 CPU s"
+            except Exception as e:
+                entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
+            finally:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+            cache[key] = entry
+            yield_entry(entry)
+
+
+def _probe_shapes(net: Any, patterns: list) -> list:
+    backend = theseus.backend_of(net)
+    layers = theseus.resolve(net, patterns)
+    shapes: dict = {}
+    hs = [backend.add_forward_hook(layer, lambda m, i, o, d=d: shapes.setdefault(d, backend.shape(o)))
+          for d, layer in layers.items()]
+    try:
+        backend.infer(net, backend.from_numpy(np.zeros((1, 3, 224, 224), np.float32)))
+    finally:
+        for h in hs:
+            h.remove()
+    return [shapes[d] for d in layers]
+
+
+def run_mindcv(cache: dict, limit: int, per_family: bool = False) -> None:
+    peers.install()
+    import mindcv
+
+    names = mindcv.list_models()
+    if per_family:  # one model per family (name up to the first "_" or digit run): the shortest
+        fams: dict = {}
+        for n in names:
+            fams.setdefault(n.split("_")[0].rstrip("0123456789"), []).append(n)
+        names = sorted(min(v, key=lambda n: (len(n), n)) for v in fams.values())
+    for name in names[:limit] if limit else names:
+        key = f"mindcv:{name}"
+        if key in cache:
+            continue
+        entry: dict = {"peer": "mindcv", "model": name, "family": name.split("_")[0]}
+        try:
+            _alarm(BUILD_LIMIT_S)
+            net = mindcv.create_model(name, pretrained=False)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            net.set_train(False)
+            fi = getattr(net, "feature_info", None)
+            _alarm(120)
+            ours = _ours(net)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            if not fi:
+                entry.update(ours=ours, status="no peer metadata (theseus finds stages)" if ours else "disagree")
+            else:
+                theirs = [[int(f["chs"]), int(f["reduction"]), str(f["name"])] for f in fi]
+                entry.update(theirs=theirs, ours=ours, size=224,
+                             status="agree" if [x[:2] for x in ours] == [x[:2] for x in theirs] else "disagree")
+        except _Timeout:
+            entry["status"] = f"excluded: build or probe over {BUILD_LIMIT_S:.0f} CPU s"
+        except theseus.TheseusError as e:
+            entry.update(status="disagree", ours=[], theirs=[], error=f"{type(e).__name__}: {str(e)[:160]}")
+        except Exception as e:
+            entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
+        finally:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+        cache[key] = entry
+        yield_entry(entry)
+
+
+def _fmt(stages: list) -> str:
+    return " ".join(f"{c}/{r}" for c, r, _ in stages) or "-"
+
+
+def write_doc(cache: dict, command: str) -> str:
+    lines = ["# Stage agreement with the peers", "",
+             "Generated by `benchmarks/stage_agreement.py` (not run in CI: tens of minutes). Regenerate with:", "",
+             f"    {command}", "",
+             "timm models whose names mark them giant/huge/xxlarge/1b+ are not built (far over the 10 s "
+             "build limit). Stages compared on (channels, reduction) of every stage, theseus's default detection "
+             "(`theseus.features(model)`, probe 224x224, random init) against the peer's own metadata. "
+             "The rule theseus follows is in `theseus/_features.py` and README \"Stage conventions\". "
+             "Each disagreement names its reason: a theseus limitation, or the peer's convention with the tap a "
+             "detector wants.", ""]
+    for peer in ("timm", "paddleclas", "mindcv"):
+        rows = [e for e in cache.values() if e["peer"] == peer]
+        if not rows:
+            continue
+        compared = [e for e in rows if e["status"] in ("agree", "disagree")]
+        agree = [e for e in compared if e["status"] == "agree"]
+        excluded = [e for e in rows if e["status"].startswith("excluded")]
+        other = [e for e in rows if e not in compared and e not in excluded]
+        pct = 100.0 * len(agree) / len(compared) if compared else 0.0
+        lines += [f"## {peer}", "",
+                  f"Compared: {len(compared)} models; agree: {len(agree)} ({pct:.1f} %); "
+                  f"excluded: {len(excluded)} (no metadata, over the build limit, or the peer failed on CPU)"
+                  + (f"; without peer metadata, stages found by theseus: {len(other)}" if other else "") + ".", ""]
+        dis = sorted((e for e in compared if e["status"] == "disagree"), key=lambda e: e["model"])
+        if dis:
+            lines += ["| model | theseus (ch/red) | peer (ch/red) | reason |", "|---|---|---|---|"]
+            for e in dis:
+                why = e.get("error") or _reason(e["family"], e["ours"], e["theirs"])
+                lines.append(f"| {e['model']} | {_fmt(e['ours'])} | {_fmt(e['theirs'])} | {why} |")
+            lines.append("")
+        if other:
+            lines += ["Without peer metadata: " + ", ".join(f"{e['model']} ({_fmt(e['ours'])})"
+                                                        for e in sorted(other, key=lambda e: e["model"])), ""]
+        by_reason: dict = {}
+        for e in excluded:
+            by_reason.setdefault(e["status"].split(" (")[0], []).append(e["model"])
+        for why, models in sorted(by_reason.items()):
+            lines += [f"Excluded ({why}): {len(models)}.", ""]
+    text = "\n".join(lines)
+    os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    with open(DOC, "w") as f:
+        f.write(text)
+    return text
+
+
+def main(argv: list | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peers", default="timm,paddleclas,mindcv")
+    ap.add_argument("--limit", type=int, default=0, help="first N models per peer (0: all)")
+    ap.add_argument("--cache", default=os.path.join(HERE, ".stage_agreement.json"), help="per-model results (git-ignored)")
+    ap.add_argument("--per-family", action="store_true",
+                    help="timm: one model per model module (the shortest name) instead of every model")
+    ap.add_argument("--write-only", action="store_true", help="rewrite the doc from the cache")
+    args = ap.parse_args(argv)
+    cache = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
+    wanted = args.peers.split(",")
+    try:
+        if not args.write_only:
+            # mindspore before paddle (oneDNN), torch any time
+            if "mindcv" in wanted:
+                run_mindcv(cache, args.limit, args.per_family)
+            if "paddleclas" in wanted:
+                run_ppcls(cache)
+            if "timm" in wanted:
+                run_timm(cache, args.limit, args.per_family)
+    finally:
+        with open(args.cache, "w") as f:
+            json.dump(cache, f)
+    cmd = ("python benchmarks/stage_agreement.py" + (f" --peers {args.peers}" if args.peers != ap.get_default("peers") else "")
+           + (" --per-family" if args.per_family else "") + (f" --limit {args.limit}" if args.limit else ""))
+    print(write_doc(cache, cmd).split("## ", 1)[-1][:2000])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
