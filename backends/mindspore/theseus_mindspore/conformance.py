@@ -6,28 +6,10 @@ collect it too. This module imports mindspore (the backend is considered once it
 imported); nothing else in ``theseus_mindspore`` imports it.
 """
 
-import pytest
 from theseus_mindspore._runtime import mindspore  # noqa: F401  (preloads its oneDNN: safe after paddle)
 
-import theseus
-from theseus_conformance import ConformanceSuite
+from theseus_conformance import suite_for
 
 __all__ = ["TestMindSporeConformance"]
 
-
-class TestMindSporeConformance(ConformanceSuite):
-    @pytest.fixture(scope="class")
-    def backend(self):
-        return theseus.get_backend("mindspore")
-
-    @pytest.fixture(scope="class")
-    def mobilenet(self):
-        from theseus_mindspore import MobileNetV1
-
-        return MobileNetV1
-
-    @pytest.fixture(scope="class")
-    def build(self):
-        from theseus_mindspore._zoo import build
-
-        return build
+TestMindSporeConformance = suite_for("mindspore", "theseus_mindspore:MobileNetV1", "theseus_mindspore._zoo:build", name="TestMindSporeConformance")

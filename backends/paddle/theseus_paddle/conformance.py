@@ -6,28 +6,10 @@ collect it too. This module imports paddle (the backend is considered once its f
 imported); nothing else in ``theseus_paddle`` imports it.
 """
 
-import pytest
 import paddle  # noqa: F401
 
-import theseus
-from theseus_conformance import ConformanceSuite
+from theseus_conformance import suite_for
 
 __all__ = ["TestPaddleConformance"]
 
-
-class TestPaddleConformance(ConformanceSuite):
-    @pytest.fixture(scope="class")
-    def backend(self):
-        return theseus.get_backend("paddle")
-
-    @pytest.fixture(scope="class")
-    def mobilenet(self):
-        from theseus_paddle import MobileNetV1
-
-        return MobileNetV1
-
-    @pytest.fixture(scope="class")
-    def build(self):
-        from theseus_paddle._zoo import build
-
-        return build
+TestPaddleConformance = suite_for("paddle", "theseus_paddle:MobileNetV1", "theseus_paddle._zoo:build", name="TestPaddleConformance")

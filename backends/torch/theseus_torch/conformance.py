@@ -6,28 +6,10 @@ collect it too. This module imports torch (the backend is considered once its fr
 imported); nothing else in ``theseus_torch`` imports it.
 """
 
-import pytest
 import torch  # noqa: F401
 
-import theseus
-from theseus_conformance import ConformanceSuite
+from theseus_conformance import suite_for
 
 __all__ = ["TestTorchConformance"]
 
-
-class TestTorchConformance(ConformanceSuite):
-    @pytest.fixture(scope="class")
-    def backend(self):
-        return theseus.get_backend("torch")
-
-    @pytest.fixture(scope="class")
-    def mobilenet(self):
-        from theseus_torch import MobileNetV1
-
-        return MobileNetV1
-
-    @pytest.fixture(scope="class")
-    def build(self):
-        from theseus_torch._zoo import build
-
-        return build
+TestTorchConformance = suite_for("torch", "theseus_torch:MobileNetV1", "theseus_torch._zoo:build", name="TestTorchConformance")
