@@ -274,6 +274,8 @@ def write_doc(cache: dict, command: str) -> str:
         other = [e for e in rows if e not in compared and e not in excluded]
         pct = 100.0 * len(agree) / len(compared) if compared else 0.0
         lines += [f"## {peer}", "",
+                  f"Target (issue 12): >= 90 % agree. This run: {pct:.1f} % "
+                  f"({'met' if pct >= 90 else 'NOT met'}).", "",
                   f"Compared: {len(compared)} models; agree: {len(agree)} ({pct:.1f} %); "
                   f"excluded: {len(excluded)} (no metadata, over the build limit, or the peer failed on CPU)"
                   + (f"; without peer metadata, stages found by theseus: {len(other)}" if other else "") + ".", ""]
