@@ -262,7 +262,8 @@ class Backend(ABC):
         """An independent copy of ``model`` computing in float64 (every floating parameter and
         buffer cast), used by ``compare`` to measure float32 round-off. Default: unsupported
         (compare then estimates round-off from fan-in and says so)."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot make a float64 copy of a model", "float64")
+        raise UnsupportedOperation(f"backend {self.name!r} cannot make a float64 copy of a model "
+                                   "(optional; compare then estimates float32 round-off from fan-in)")
 
     # -- modes and training ------------------------------------------------------------
     def is_training(self, layer: Any) -> bool:
