@@ -68,14 +68,16 @@ def digest(a: np.ndarray) -> np.ndarray:
         >>> digest(np.ones((1, 3, 2, 2), np.float32)).shape
         (2, 3)
     """
-    a = np.asarray(a, dtype=np.float64)
+    a = np.asarray(a)
     if a.ndim < 2:
-        a = a.reshape(1, -1, 1)
-    c = a.shape[1]
-    flat = np.moveaxis(a, 1, 0).reshape(c, -1)
-    if flat.shape[1] == 0:
-        return np.zeros((2, c))
-    return np.stack([flat.mean(axis=1), np.sqrt((flat * flat).mean(axis=1))])
+        a = a.reshape(1, -1)
+    axes = (0,) + tuple(range(2, a.ndim))
+    if a.size == 0:
+        return np.zeros((2, a.shape[1]))
+    mean = a.mean(axis=axes, dtype=np.float64)
+    rms = np.sqrt(np.square(a, dtype=np.float64 if a.dtype != np.float32 else np.float32)
+                  .mean(axis=axes, dtype=np.float64))
+    return np.stack([mean, rms])
 
 
 def _taps(rec: Recording) -> set:

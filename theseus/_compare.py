@@ -393,6 +393,7 @@ class Metrics:
     noise: float
     tol: float
     shape_note: str = ""
+    mean_diff: float = math.nan        # |mean(dst) - mean(src)|: what a mean comparison sees
 
     @property
     def flagged(self) -> bool:
@@ -407,7 +408,7 @@ class Metrics:
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("max_abs", "ref_max", "rel_max", "rel_l2", "cosine", "noise", "tol",
-                                               "shape_note")}
+                                               "shape_note", "mean_diff")}
 
 
 def _metrics(actual: Optional[np.ndarray], ref: np.ndarray, noise: float, tm: ToleranceModel) -> Metrics:
@@ -418,15 +419,20 @@ def _metrics(actual: Optional[np.ndarray], ref: np.ndarray, noise: float, tm: To
     if actual.shape != ref.shape:
         return Metrics(math.inf, ref_max, math.inf, math.inf, math.nan, noise, tol,
                        f"shape {tuple(actual.shape)} vs source {tuple(ref.shape)}")
-    a = actual.astype(np.float64).ravel()
-    r = ref.astype(np.float64).ravel()
+    # float32 arithmetic with float64 results: the rounding of a - r (<= 2**-24 |a - r|) is far
+    # below any tolerance, and BLAS reductions keep the norms accurate
+    a = np.ascontiguousarray(actual, dtype=np.float32).ravel()
+    r = np.ascontiguousarray(ref, dtype=np.float32).ravel()
     d = a - r
     max_abs = float(np.max(np.abs(d))) if d.size else 0.0
-    nr, na = float(np.linalg.norm(r)), float(np.linalg.norm(a))
-    rel_l2 = float(np.linalg.norm(d)) / nr if nr > 0 else (0.0 if max_abs == 0 else math.inf)
-    cosine = float(np.dot(a, r) / (na * nr)) if na > 0 and nr > 0 else (1.0 if na == nr else 0.0)
+    nr, na, nd = float(np.linalg.norm(r)), float(np.linalg.norm(a)), float(np.linalg.norm(d))
+    rel_l2 = nd / nr if nr > 0 else (0.0 if max_abs == 0 else math.inf)
+    # cos = a.r / (|a||r|) with a.r = (|a|^2 + |r|^2 - |a - r|^2) / 2: no extra pass over the data
+    cosine = (max(-1.0, min(1.0, (na * na + nr * nr - nd * nd) / (2 * na * nr))) if na > 0 and nr > 0
+              else (1.0 if na == nr else 0.0))
+    mean_diff = abs(float(a.mean(dtype=np.float64)) - float(r.mean(dtype=np.float64))) if a.size else 0.0
     return Metrics(max_abs, ref_max, max_abs / ref_max if ref_max > 0 else (0.0 if max_abs == 0 else math.inf),
-                   rel_l2, cosine, noise, tol)
+                   rel_l2, cosine, noise, tol, "", mean_diff)
 
 
 @dataclass

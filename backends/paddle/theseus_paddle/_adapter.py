@@ -111,7 +111,8 @@ class PaddleBackend(Backend):
 
     # -- tensors -----------------------------------------------------------------------
     def to_numpy(self, tensor: Any) -> np.ndarray:
-        return np.array(tensor.numpy(), copy=True)
+        out = tensor.numpy()            # Paddle's numpy() already copies (FRAMEWORK_FACTS)
+        return out if isinstance(out, np.ndarray) and out.flags.owndata else np.array(out, copy=True)
 
     def from_numpy(self, array: np.ndarray) -> Any:
         import paddle
