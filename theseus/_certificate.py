@@ -71,12 +71,14 @@ def digest(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim < 2:
         a = a.reshape(1, -1)
-    axes = (0,) + tuple(range(2, a.ndim))
+    c = a.shape[1]
     if a.size == 0:
-        return np.zeros((2, a.shape[1]))
-    mean = a.mean(axis=axes, dtype=np.float64)
-    rms = np.sqrt(np.square(a, dtype=np.float64 if a.dtype != np.float32 else np.float32)
-                  .mean(axis=axes, dtype=np.float64))
+        return np.zeros((2, c))
+    # channels first and contiguous (a view when the batch is 1), then row-wise float64 sums
+    flat = (a.reshape(c, -1) if a.shape[0] == 1 else np.moveaxis(a, 1, 0).reshape(c, -1)).astype(np.float64)
+    n = flat.shape[1]
+    mean = flat.sum(axis=1) / n
+    rms = np.sqrt(np.einsum("ij,ij->i", flat, flat) / n)
     return np.stack([mean, rms])
 
 
