@@ -18,6 +18,7 @@ from ._backend import (
     Backend,
     ContainerKind,
     HookHandle,
+    TensorEntry,
     backend_of,
     backends,
     get_backend,
@@ -44,9 +45,10 @@ from ._grammar import Descriptor, parse
 from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
-from ._state import LoadReport, load_state, port, state
+from ._state import LayoutEntry, LoadReport, load_state, port, state, state_layout
 from ._files import read_state, save_state
 from ._seeded import seeded_init, seeded_weights
+from ._judge import DEFAULT_ATOL, DEFAULT_RTOL, Verdict, agree, assert_agree
 from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
 from ._certificate import PortMismatchError, certify, verify
 from ._match import MatchError, match
@@ -71,6 +73,11 @@ __all__ = [
     "register",
     "registered",
     "AmbiguousBackendError",
+    "DEFAULT_ATOL",
+    "DEFAULT_RTOL",
+    "Verdict",
+    "agree",
+    "assert_agree",
     "CompareReport",
     "FeatureInfo",
     "extract",
@@ -112,6 +119,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FrameworkConflictError",
     "HookHandle",
+    "LayoutEntry",
+    "TensorEntry",
+    "state_layout",
     "InvalidArgumentError",
     "InvalidReplacementError",
     "LayerNotFoundError",

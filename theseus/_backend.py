@@ -14,7 +14,9 @@ from abc import ABC, abstractmethod
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, NamedTuple, Optional
 
-from ._errors import AmbiguousBackendError, BackendNotFoundError, TheseusError, UnsupportedOperation
+from ._errors import (AmbiguousBackendError, BackendNotFoundError, StateMismatchError, TheseusError,
+                      UnsupportedOperation)
+from ._layout import TensorEntry
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -23,6 +25,7 @@ __all__ = [
     "Backend",
     "ContainerKind",
     "HookHandle",
+    "TensorEntry",
     "CAPABILITIES",
     "CAPABILITY_TABLE",
     "Capability",
@@ -64,7 +67,7 @@ CAPABILITY_TABLE: dict[str, Capability] = {c.name: c for c in (
                ("add_forward_hook", "add_forward_pre_hook")),
     Capability("threads", "one model may run forwards from several threads at once (per-thread captures)", ()),
     Capability("state", "export/import of a layer's own weights in the neutral layout (state, load_state, port)",
-               ("export_local", "import_local")),
+               ("tensors", "read_tensor", "write_tensor")),
     Capability("wrap", "build a new native layer around a Python forward (extract, features)", ("wrap",)),
     Capability("freeze", "parameters with trainable flags (freeze, unfreeze, freeze_before, frozen)",
                ("parameters", "is_trainable", "set_trainable")),
@@ -254,6 +257,17 @@ class Backend(ABC):
     #: the methods that change a layer's training mode (see ``on_train``)
     train_methods: ClassVar[tuple] = ("train", "eval")
 
+    def version(self, tensor: Any) -> Optional[int]:
+        """A counter the framework bumps whenever ``tensor`` is modified in place (torch
+        ``_version``, Paddle ``inplace_version``), or None when it keeps none. theseus uses
+        it to hand back true captures at no cost where no in-place op follows."""
+        return None
+
+    def copy(self, tensor: Any) -> Any:
+        """A copy of ``tensor`` that later in-place ops on ``tensor`` do not change and that
+        keeps gradient flow (``clone``). Default: the tensor itself (no in-place ops)."""
+        return tensor
+
     def infer(self, model: Any, *inputs: Any) -> Any:
         """Run the model's forward on framework tensors without recording gradients."""
         return model(*inputs)
@@ -298,16 +312,57 @@ class Backend(ABC):
         raise self._lacks("gradients", "compute gradients")
 
     # -- weights in the neutral layout -------------------------------------------------
-    def export_local(self, layer: Any) -> dict[str, "np.ndarray"]:
-        """The layer's OWN parameters and statistics (not its children's) in the neutral
-        layout: names ``weight``/``bias``/``running_mean``/``running_var``; conv
-        ``[out, in/groups, kh, kw]``, linear ``[out, in]``. Copies."""
+    def tensors(self, layer: Any) -> list["TensorEntry"]:
+        """Every parameter and persistent buffer the layer itself holds (not its children's),
+        as ``TensorEntry(native, neutral, transform)``, in the framework's order.
+
+        Convert known roles by the layer's class (norm ``weight``/``bias``/``running_mean``/
+        ``running_var``; Paddle Linear ``transpose``...); list every other tensor with
+        ``neutral == native``. An entry may take tensors of children by dotted path
+        (``("q_proj.weight", "k_proj.weight", "v_proj.weight")``, ``"concat_transposed"``):
+        the children then do not list them again. See docs/neutral-layout.md.
+        """
         raise self._lacks("state", "export weights")
 
-    def import_local(self, layer: Any, arrays: dict[str, "np.ndarray"]) -> None:
-        """Load arrays named and laid out as ``export_local`` returns them (shapes already
-        checked by the core)."""
+    def read_tensor(self, layer: Any, native: str) -> "np.ndarray":
+        """A numpy copy of the layer's own tensor ``native`` (an attribute name from ``tensors``)."""
+        raise self._lacks("state", "export weights")
+
+    def write_tensor(self, layer: Any, native: str, array: "np.ndarray") -> None:
+        """Overwrite the layer's own tensor ``native`` in place with ``array`` (same shape and
+        dtype, checked by the core)."""
         raise self._lacks("state", "import weights")
+
+    def export_local(self, layer: Any) -> dict[str, "np.ndarray"]:
+        """The layer's own tensors as ``{neutral name: array}`` (copies; a convenience over
+        ``tensors``/``read_tensor``)."""
+        from ._layout import to_neutral
+
+        out = {}
+        for e in self.tensors(layer):
+            if all("." not in n for n in e.natives):
+                out[e.neutral] = to_neutral(e, [self.read_tensor(layer, n) for n in e.natives])
+        return out
+
+    def import_local(self, layer: Any, arrays: dict[str, "np.ndarray"]) -> None:
+        """Write ``{neutral name: array}`` as ``export_local`` returns them (a convenience;
+        ``load_state`` is the checked, atomic way)."""
+        from ._layout import from_neutral
+
+        import numpy as np
+
+        entries = {e.neutral: e for e in self.tensors(layer) if all("." not in n for n in e.natives)}
+        for name, arr in arrays.items():
+            if name not in entries:
+                raise StateMismatchError(f"{self.type_name(layer)} has no tensor {name!r}; it has "
+                                         f"{', '.join(entries) or 'none'}")
+            e = entries[name]
+            current = [self.read_tensor(layer, n) for n in e.natives]
+            parts = from_neutral(e, np.asarray(arr), [c.shape for c in current])
+            for n, p, c in zip(e.natives, parts, current):
+                if p.shape != c.shape:
+                    raise StateMismatchError(f"{name}: shape {tuple(np.shape(arr))} does not fit {self.type_name(layer)}")
+                self.write_tensor(layer, n, np.array(p, dtype=c.dtype, order="C"))
 
     # -- building new modules ----------------------------------------------------------
     def wrap(self, model: Any, forward: Callable[..., Any], type_name: str) -> Any:

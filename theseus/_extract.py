@@ -17,6 +17,7 @@ from typing import Any, Mapping, Union
 from ._backend import Backend, backend_of, serial_lock
 from ._errors import InvalidArgumentError, UnsupportedOperation
 from ._ops import Patterns, _as_list, _resolve_nodes
+from ._truth import TrueValues
 
 __all__ = ["extract"]
 
@@ -37,6 +38,7 @@ class _Collector:
         self.keys = list(targets)
         self.stop_early = stop_early
         self.local = threading.local()
+        self.truth = TrueValues(backend, "extract/features")
         self.handles = [backend.add_forward_hook(layer, self._hook(key)) for key, layer in targets.items()]
 
     def attach(self, wrapper: Any) -> Any:
@@ -48,12 +50,12 @@ class _Collector:
         return wrapper
 
     def _hook(self, key: str):
-        local, n, stop = self.local, len(self.keys), self.stop_early
+        local, n, stop, truth = self.local, len(self.keys), self.stop_early, self.truth
 
         def hook(layer: Any, inputs: tuple, output: Any) -> None:
             buf = getattr(local, "buf", None)
             if buf is not None:
-                buf[key] = output
+                buf[key] = truth.take(key, output, local.record)
                 if stop and len(buf) == n:
                     raise _Stop()
 
@@ -68,14 +70,16 @@ class _Collector:
 
     def _run(self, inputs: tuple) -> tuple[dict, Any]:
         buf: dict = {}
-        self.local.buf = buf
+        record: dict = {}
+        self.local.buf, self.local.record = buf, record
         out = None
         try:
             out = self.model(*inputs)
         except _Stop:
             pass
         finally:
-            self.local.buf = None
+            self.local.buf = self.local.record = None
+        self.truth.check(record)
         missing = [k for k in self.keys if k not in buf]
         if missing:
             raise UnsupportedOperation(f"layer(s) {', '.join(missing)} did not run during the forward "

@@ -15,6 +15,7 @@ from ._backend import Backend, ContainerKind, backend_of, serial_lock
 from ._errors import InvalidArgumentError, InvalidReplacementError, LayerNotFoundError, UnsupportedOperation, clip_repr
 from ._grammar import Descriptor, parse
 from ._record import peek_record, record_of, replace_all
+from ._truth import TrueValues
 from ._walk import Node, PatternLike, children_of, lookup, match, walk
 
 __all__ = ["list_descriptors", "resolve", "stop_after", "update_res", "upgrade_sublayer", "reset"]
@@ -149,6 +150,7 @@ class _Capture:
         self.patterns = patterns
         self.keys = list(targets)
         self.local = threading.local()
+        self.truth = TrueValues(backend, "update_res")
         self.handles = []
         b = backend
         self.handles.append(b.add_forward_pre_hook(model, self._start))
@@ -161,20 +163,23 @@ class _Capture:
 
     def _start(self, layer: Any, inputs: tuple) -> None:
         self.local.buf = {}
+        self.local.record = {}
 
     def _store(self, key: str) -> Callable:
-        local = self.local
+        local, truth = self.local, self.truth
 
         def hook(layer: Any, inputs: tuple, output: Any) -> None:
             buf = getattr(local, "buf", None)
             if buf is not None:
-                buf[key] = output
+                buf[key] = truth.take(key, output, local.record)
 
         return hook
 
     def _finish(self, layer: Any, inputs: tuple, output: Any) -> dict:
         buf = getattr(self.local, "buf", None) or {}
-        self.local.buf = None
+        record = getattr(self.local, "record", None) or {}
+        self.local.buf = self.local.record = None
+        self.truth.check(record)
         missing = [k for k in self.keys if k not in buf]
         if missing:
             raise UnsupportedOperation(
@@ -204,7 +209,9 @@ class _Capture:
                 targets.update((n.text, n.layer) for _, n in _resolve_nodes(self.backend, model, [p]))
             except LayerNotFoundError:  # the layer is gone: the next forward says so
                 targets[str(p)] = None
-        return _Capture(self.backend, model, targets, self.patterns)
+        new = _Capture(self.backend, model, targets, self.patterns)
+        new.truth.copy_keys = set(self.truth.copy_keys)
+        return new
 
 
 def update_res(model: Any, patterns: Patterns) -> dict[str, Any]:

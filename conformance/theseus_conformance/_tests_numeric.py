@@ -8,40 +8,40 @@ import pytest
 import theseus
 
 from . import _expected as E
+from theseus._layout import OPTIONAL_ROLES
+
 from ._fixtures import Gated, requires, skip_unless
 from .oracle import neutral_weights, oracle_net
 
-ATOL = 1e-4
+def _optional(key: str) -> bool:
+    return key.rpartition(".")[2] in OPTIONAL_ROLES
 
 
-def _max_diff(a, b) -> float:
-    if isinstance(a, dict):
-        assert list(a) == list(b)
-        return max(_max_diff(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        assert len(a) == len(b)
-        return max(_max_diff(x, y) for x, y in zip(a, b))
-    assert a.shape == b.shape
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+# Agreement with the oracle is judged by scale (theseus.assert_agree, default tolerances):
+# float32 round-off grows with the magnitude of the values, a fixed atol does not.
 
 
 @requires("state")
 class BaseStateTests(Gated):
     def test_state_names_and_layouts(self, net):
         sd = theseus.state(net)
-        assert len(sd) == 137
+        # the 137 neutral tensors, plus optional roles only some frameworks keep (torch BN's
+        # num_batches_tracked), in the framework's own order
+        assert sorted(k for k in sd if not _optional(k)) == sorted(neutral_weights())
+        assert {k.rpartition(".")[0] for k in sd if _optional(k)} <= {k.rpartition(".")[0] for k in sd
+                                                                        if k.endswith(".running_var")}
         assert sd["blocks[0].depthwise_conv.conv.weight"].shape == (32, 1, 3, 3)
         assert sd["blocks[12].pointwise_conv.conv.weight"].shape == (1024, 1024, 1, 1)
         assert sd["fc.weight"].shape == (1000, 1024) and sd["fc.bias"].shape == (1000,)
-        assert sorted(k.rpartition(".")[2] for k in sd if k.startswith("conv.bn.")) == [
+        assert sorted(k.rpartition(".")[2] for k in sd if k.startswith("conv.bn.") and not _optional(k)) == [
             "bias", "running_mean", "running_var", "weight"]
 
     def test_load_then_state_round_trips_exactly(self, net):
         w = neutral_weights()
         report = theseus.load_state(net, w)
         assert report.ok and len(report.loaded) == 137
-        got = theseus.state(net)
-        assert list(got) == list(w)
+        got = {k: v for k, v in theseus.state(net).items() if not _optional(k)}
+        assert sorted(got) == sorted(w)
         for k in w:
             np.testing.assert_array_equal(got[k], w[k])
 
@@ -103,18 +103,20 @@ class BaseNumericTests(Gated):
         return net
 
     def test_logits(self, loaded, run, oracle):
-        assert _max_diff(run(loaded, oracle["x"]), oracle["logits"]) <= ATOL
+        theseus.assert_agree(run(loaded, oracle["x"]), oracle["logits"], name="logits")
 
     def test_update_res_features(self, loaded, run, oracle):
         theseus.update_res(loaded, E.RETURN_PATTERNS)
-        assert _max_diff(run(loaded, oracle["x"]), oracle["update_res"]) <= ATOL
+        out = run(loaded, oracle["x"])
+        assert list(out) == list(oracle["update_res"])
+        theseus.assert_agree(out, oracle["update_res"], name="update_res")
 
     @pytest.mark.parametrize("descriptor", [E.STOP_AFTER, "blocks[5]", "blocks[12].pointwise_conv.bn"])
     def test_stop_after_outputs(self, loaded, run, oracle, descriptor):
         theseus.stop_after(loaded, descriptor)
-        assert _max_diff(run(loaded, oracle["x"]), oracle[descriptor]) <= ATOL
+        theseus.assert_agree(run(loaded, oracle["x"]), oracle[descriptor], name=f"stop_after({descriptor})")
 
     @requires("wrap")
     def test_features(self, loaded, run, oracle):
         outs = run(theseus.features(loaded, out_indices=[0, 1, 2, 3]), oracle["x"])
-        assert _max_diff(list(outs), [oracle["update_res"][k] for k in E.RETURN_PATTERNS]) <= ATOL
+        theseus.assert_agree(list(outs), [oracle["update_res"][k] for k in E.RETURN_PATTERNS], name="features")

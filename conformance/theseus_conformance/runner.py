@@ -57,6 +57,7 @@ class Run:
     seconds: float = 0.0
     returncode: Optional[int] = None
     error: str = ""                                 # why the run itself failed (not a test)
+    failures: dict = field(default_factory=dict)    # scenario -> the assertion's message
 
     @property
     def ok(self) -> bool:
@@ -79,6 +80,8 @@ def parse_junit(path: str, run: Run) -> None:
         if failure is not None or error is not None:
             cell = "FAIL"
             run.failed += 1
+            node = failure if failure is not None else error
+            run.failures.setdefault(name, (node.get("message") or node.text or "").strip())
         elif skipped is not None:
             reason = skipped.get("message") or skipped.text or ""
             reason = re.sub(r"^(Skipped|XFAIL|xfail):\s*", "", reason.strip())
@@ -111,6 +114,19 @@ def build_table(runs: Sequence[Run]) -> str:
     rows.append(["run"] + [("ERROR (see above)" if r.error else "ok") for r in runs])
     rows.append(["wall time"] + [f"{r.seconds:.1f}s" for r in runs])
     return _table(["scenario"] + [r.backend for r in runs], rows)
+
+
+def failure_details(runs: Sequence[Run], max_lines: int = 8) -> str:
+    """Why each failing scenario failed: the assertion's message (e.g. the judge's numbers)."""
+    lines = []
+    for r in runs:
+        for name, msg in r.failures.items():
+            lines.append(f"FAIL {r.backend}: {name}")
+            body = [ln for ln in msg.splitlines() if ln.strip()] or ["(no message)"]
+            lines += ["    " + _short(ln, 300) for ln in body[:max_lines]]
+            if len(body) > max_lines:
+                lines.append(f"    ... ({len(body) - max_lines} more lines; rerun with --junit-dir DIR to keep them)")
+    return "\n".join(lines)
 
 
 def exit_status(runs: Sequence[Run]) -> int:
@@ -222,4 +238,7 @@ def run_conformance(targets: Sequence[tuple[str, str]], keyword: Optional[str] =
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     print(build_table(runs), file=out)
+    details = failure_details(runs)
+    if details:
+        print("\n" + details, file=out)
     return exit_status(runs)

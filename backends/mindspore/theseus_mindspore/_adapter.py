@@ -24,14 +24,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from theseus import Backend, ContainerKind, HookHandle, StateMismatchError, UnsupportedOperation
+from theseus import Backend, ContainerKind, HookHandle, StateMismatchError, TensorEntry, UnsupportedOperation
 from theseus._backend import INSTALL_HINTS
 
 __all__ = ["MindSporeBackend"]
 
-#: Neutral name -> MindSpore name of a layer's own weights (BatchNorm: gamma/beta/moving_*).
-_NORM_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
-_PLAIN_NAMES = {"weight": "weight", "bias": "bias"}
+#: MindSpore name -> neutral role of every norm layer's tensors (BatchNorm*, InstanceNorm*,
+#: LayerNorm, GroupNorm).
+_NORM_NAMES = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 _STATISTICS = frozenset({"moving_mean", "moving_variance"})
 _GRAPH_MSG = ("theseus hooks (update_res captures) cannot run in MindSpore GRAPH_MODE or under mindspore.jit: "
               "the compiled graph drops their Python side effects, so captured outputs would be missing. "
@@ -119,6 +119,20 @@ def _params_by_structure(root: Any) -> list[tuple[str, Any]]:
         for cname, child in reversed(kids):  # stack: reversed keeps definition order
             stack.append((prefix + cname + "." if getattr(cell, "_auto_prefix", True) else prefix, child))
     return out
+
+
+def _renames(layer: Any) -> dict:
+    """MindSpore parameter name -> neutral role, by the cell's class."""
+    nn = _nn()
+    from mindspore.nn.layer.normalization import _BatchNorm, _InstanceNorm
+
+    if isinstance(layer, (_BatchNorm, _InstanceNorm, nn.LayerNorm, nn.GroupNorm)):
+        return _NORM_NAMES
+    if isinstance(layer, nn.PReLU):
+        return {"w": "weight"}
+    if isinstance(layer, nn.Embedding):
+        return {"embedding_table": "weight"}
+    return {}
 
 
 class MindSporeBackend(Backend):
@@ -296,24 +310,28 @@ class MindSporeBackend(Backend):
         return {n: got.get(id(p), False) for n, p in named}
 
     # -- neutral weights ---------------------------------------------------------------
-    def _local_names(self, layer: Any) -> dict:
-        table = _NORM_NAMES if self.is_norm(layer) else _PLAIN_NAMES
-        return {neutral: native for neutral, native in table.items() if layer._params.get(native) is not None}
+    def tensors(self, layer: Any) -> list:
+        """Every Parameter the cell holds itself (MindSpore has no other persistent state),
+        roles converted by class: every norm kind's ``gamma``/``beta``/``moving_mean``/
+        ``moving_variance``, PReLU ``w``, Embedding ``embedding_table``; BatchNorm3d's
+        statistics live in a ``bn2d`` child and are listed as its own. Conv2d ``[out, in/groups,
+        kh, kw]`` and Dense ``[out, in]`` already are the neutral layout."""
+        nn = _nn()
+        if isinstance(layer, nn.BatchNorm3d) and "bn2d" in layer._cells:
+            inner = layer._cells["bn2d"]
+            return [TensorEntry(f"bn2d.{n}", _NORM_NAMES[n]) for n, p in inner._params.items()
+                    if p is not None and n in _NORM_NAMES]
+        rename = _renames(layer)
+        return [TensorEntry(n, rename.get(n, n)) for n, p in layer._params.items() if p is not None]
 
-    def export_local(self, layer: Any) -> dict:
-        # Conv2d [out, in/groups, kh, kw] and Dense [out, in] already are the neutral layout.
-        return {neutral: np.array(layer._params[native].asnumpy(), copy=True)
-                for neutral, native in self._local_names(layer).items()}
+    def read_tensor(self, layer: Any, native: str) -> np.ndarray:
+        return np.array(layer._params[native].asnumpy(), copy=True)  # asnumpy() shares memory
 
-    def import_local(self, layer: Any, arrays: dict) -> None:
-        ms = _ms()
-        names = self._local_names(layer)
-        for neutral, arr in arrays.items():
-            par = layer._params[names[neutral]]
-            arr = np.ascontiguousarray(arr, dtype=par.asnumpy().dtype)  # not the deprecated dtype_to_nptype
-            if tuple(arr.shape) != tuple(par.shape):  # set_data would silently reshape
-                raise StateMismatchError(f"{neutral}: shape {tuple(arr.shape)} does not fit {tuple(par.shape)}")
-            par.set_data(ms.Tensor(arr.copy()))
+    def write_tensor(self, layer: Any, native: str, array: np.ndarray) -> None:
+        par = layer._params[native]
+        if tuple(array.shape) != tuple(par.shape):  # set_data would silently reshape
+            raise StateMismatchError(f"{native}: shape {tuple(array.shape)} does not fit {tuple(par.shape)}")
+        par.set_data(_ms().Tensor(np.array(array, copy=True)))
 
     # -- building new cells ------------------------------------------------------------
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:

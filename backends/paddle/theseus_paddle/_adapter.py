@@ -7,7 +7,7 @@ Paddle traps handled here (see FRAMEWORK_FACTS.md):
 * ``seq[1] = new`` on a *named* ``Sequential`` appends a new child ``"1"``;
   ``replace_child`` writes ``_sub_layers[name]`` (which ``Sequential.forward`` iterates).
 * BatchNorm running statistics ``_mean``/``_variance`` are Parameters (stop_gradient);
-  ``parameters`` leaves them out, ``export_local`` names them ``running_mean``/``running_var``.
+  ``parameters`` leaves them out, ``tensors`` names them ``running_mean``/``running_var``.
 * ``Linear.weight`` is stored ``[in, out]``; the neutral layout is ``[out, in]``.
 """
 
@@ -17,14 +17,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from theseus import Backend, ContainerKind, HookHandle, UnsupportedOperation
+from theseus import Backend, ContainerKind, HookHandle, TensorEntry, UnsupportedOperation
 from theseus._backend import INSTALL_HINTS
 
 __all__ = ["PaddleBackend"]
 
-#: neutral name -> Paddle attribute, for a layer's own weights.
-_LOCAL = {"weight": "weight", "bias": "bias", "running_mean": "_mean", "running_var": "_variance"}
 _STATS = ("_mean", "_variance")
+_NORM_RENAMES = {"_mean": "running_mean", "_variance": "running_var"}
 
 
 def _nn():
@@ -38,6 +37,20 @@ def _norm_types() -> tuple:
     from paddle.nn.layer.norm import _BatchNormBase
 
     return (nn.BatchNorm, _BatchNormBase)
+
+
+def _renames(layer: Any) -> dict:
+    """Paddle attribute -> neutral role, by the layer's class."""
+    nn = _nn()
+    from paddle.nn.layer.norm import _InstanceNormBase
+
+    if isinstance(layer, _norm_types()):
+        return _NORM_RENAMES
+    if isinstance(layer, _InstanceNormBase):
+        return {"scale": "weight"}
+    if isinstance(layer, nn.PReLU):
+        return {"_weight": "weight"}
+    return {}
 
 
 class PaddleBackend(Backend):
@@ -126,6 +139,12 @@ class PaddleBackend(Backend):
         twin.to(dtype="float64")
         return twin
 
+    def version(self, tensor: Any) -> Any:
+        return getattr(tensor, "inplace_version", None)
+
+    def copy(self, tensor: Any) -> Any:
+        return tensor.clone() if hasattr(tensor, "clone") else tensor
+
     def infer(self, model: Any, *inputs: Any) -> Any:
         import paddle
 
@@ -169,14 +188,6 @@ class PaddleBackend(Backend):
     def set_trainable(self, param: Any, flag: bool) -> None:
         param.stop_gradient = not flag
 
-    # -- neutral weights -----------------------------------------------------------------
-    def _own(self, layer: Any, attr: str) -> Any:
-        t = layer._parameters.get(attr)
-        return layer._buffers.get(attr) if t is None else t
-
-    def _transposed(self, layer: Any, name: str) -> bool:
-        return name == "weight" and isinstance(layer, _nn().Linear)
-
     def gradients(self, model: Any, *inputs: Any) -> dict:
         params = self.parameters(model)
         model.clear_gradients()
@@ -185,24 +196,42 @@ class PaddleBackend(Backend):
         out.sum().backward()
         return {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in params}
 
-    def export_local(self, layer: Any) -> dict:
-        out = {}
-        for name, attr in _LOCAL.items():
-            t = self._own(layer, attr)
-            if t is not None:
-                arr = t.numpy()
-                out[name] = np.array(arr.T if self._transposed(layer, name) else arr, copy=True)
-        return out
+    # -- neutral weights -----------------------------------------------------------------
+    def tensors(self, layer: Any) -> list:
+        """Parameters, then persistable buffers, as ``state_dict`` lists them; roles converted
+        by class: norm statistics ``_mean``/``_variance``, InstanceNorm ``scale``, PReLU
+        ``_weight``, Linear ``[in, out]`` (transposed), MultiHeadAttention's q/k/v projections
+        (fused as torch's ``in_proj_weight``/``in_proj_bias`` when the dimensions agree)."""
+        nn = _nn()
+        if isinstance(layer, nn.MultiHeadAttention) and layer.kdim == layer.vdim == layer.embed_dim:
+            qkv = ("q_proj", "k_proj", "v_proj")
+            out = [TensorEntry(tuple(f"{p}.weight" for p in qkv), "in_proj_weight", "concat_transposed")]
+            if all(getattr(layer, p).bias is not None for p in qkv):
+                out.append(TensorEntry(tuple(f"{p}.bias" for p in qkv), "in_proj_bias", "concat"))
+            return out
+        rename = _renames(layer)
+        out = []
+        for n, p in layer._parameters.items():
+            if p is not None:
+                role = rename.get(n, n)
+                out.append(TensorEntry(n, role, "transpose" if role == "weight" and isinstance(layer, nn.Linear)
+                                       else "identity"))
+        skip = layer._non_persistable_buffer_names_set
+        return out + [TensorEntry(n, rename.get(n, n)) for n, b in layer._buffers.items()
+                      if b is not None and n not in skip]
 
-    def import_local(self, layer: Any, arrays: dict) -> None:
+    def _own(self, layer: Any, attr: str) -> Any:
+        t = layer._parameters.get(attr)
+        return layer._buffers[attr] if t is None else t
+
+    def read_tensor(self, layer: Any, native: str) -> np.ndarray:
+        return np.array(self._own(layer, native).numpy(), copy=True)
+
+    def write_tensor(self, layer: Any, native: str, array: np.ndarray) -> None:
         import paddle
 
-        for name, arr in arrays.items():
-            t = self._own(layer, _LOCAL.get(name, name))
-            arr = np.asarray(arr)
-            if self._transposed(layer, name):
-                arr = arr.T
-            t.set_value(paddle.to_tensor(np.ascontiguousarray(arr), dtype=t.dtype))
+        t = self._own(layer, native)
+        t.set_value(paddle.to_tensor(np.array(array, order="C"), dtype=t.dtype))
 
     # -- building new modules ----------------------------------------------------------
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from theseus import Backend, ContainerKind, HookHandle, UnsupportedOperation
+from theseus import Backend, ContainerKind, HookHandle, TensorEntry, UnsupportedOperation
 from theseus._backend import INSTALL_HINTS
 
 __all__ = ["TorchBackend"]
@@ -68,6 +68,16 @@ class TorchBackend(Backend):
 
         return torch.from_numpy(np.array(array, copy=True))
 
+    def version(self, tensor: Any) -> Any:
+        import torch
+
+        if torch.jit.is_tracing():  # a trace must record the same ops on every run: always copy
+            return None
+        return getattr(tensor, "_version", None)
+
+    def copy(self, tensor: Any) -> Any:
+        return tensor.clone() if hasattr(tensor, "clone") else tensor
+
     def infer(self, model: Any, *inputs: Any) -> Any:
         import torch
 
@@ -122,24 +132,26 @@ class TorchBackend(Backend):
         out.sum().backward()
         return {n: p.grad is not None and bool(p.grad.abs().sum() > 0) for n, p in params.items()}
 
-    # -- neutral weights: torch's own layout is the neutral one --------------------------
-    _LOCAL = ("weight", "bias", "running_mean", "running_var")
+    # -- neutral weights: torch's own names and layouts are the neutral ones -------------
+    def tensors(self, layer: Any) -> list:
+        """Parameters, then persistent buffers, as ``state_dict`` lists them (names unchanged)."""
+        out = [TensorEntry(n, n) for n, p in layer._parameters.items() if p is not None]
+        skip = layer._non_persistent_buffers_set
+        return out + [TensorEntry(n, n) for n, b in layer._buffers.items() if b is not None and n not in skip]
 
-    def export_local(self, layer: Any) -> dict:
-        out = {}
-        for name in self._LOCAL:
-            t = layer._parameters.get(name) if name in layer._parameters else layer._buffers.get(name)
-            if t is not None:
-                out[name] = t.detach().cpu().numpy().copy()
-        return out
+    def _own(self, layer: Any, name: str) -> Any:
+        t = layer._parameters.get(name)
+        return layer._buffers[name] if t is None else t
 
-    def import_local(self, layer: Any, arrays: dict) -> None:
+    def read_tensor(self, layer: Any, native: str) -> np.ndarray:
+        return self._own(layer, native).detach().cpu().numpy().copy()
+
+    def write_tensor(self, layer: Any, native: str, array: np.ndarray) -> None:
         import torch
 
         with torch.no_grad():
-            for name, arr in arrays.items():
-                t = layer._parameters.get(name) if name in layer._parameters else layer._buffers.get(name)
-                t.copy_(torch.from_numpy(np.ascontiguousarray(arr)).to(t.dtype))
+            t = self._own(layer, native)
+            t.copy_(torch.from_numpy(np.array(array, order="C")).to(t.dtype))
 
     def ignore_unused(self, wrapper: Any, names: list) -> None:
         # DistributedDataParallel skips these (its documented per-module ignore list), so

@@ -10,14 +10,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from theseus import Backend, ContainerKind, HookHandle
+from theseus import Backend, ContainerKind, HookHandle, TensorEntry
 
 from ._layers import BatchNorm2d, Identity, Layer, LayerDict, LayerList, Parameter, Sequential
 
 __all__ = ["ReferenceBackend", "Wrapper"]
-
-_LOCAL = ("weight", "bias", "running_mean", "running_var")
-
 
 class Wrapper(Layer):
     """Holds ``model`` as child ``model`` and runs ``forward(*inputs)``."""
@@ -122,27 +119,20 @@ class ReferenceBackend(Backend):
     def set_trainable(self, param: Any, flag: bool) -> None:
         param.requires_grad = bool(flag)
 
-    def export_local(self, layer: Any) -> dict:
-        out = {}
-        for name in _LOCAL:
-            v = _array(layer._params.get(name)) if name in layer._params else layer._buffers.get(name)
-            if v is not None:
-                out[name] = np.array(v, copy=True)
-        return out
+    def tensors(self, layer: Any) -> list:
+        out = [TensorEntry(n, n) for n, p in layer._params.items() if p is not None]
+        return out + [TensorEntry(n, n) for n, b in layer._buffers.items() if b is not None]
 
-    def import_local(self, layer: Any, arrays: dict) -> None:
-        for name, arr in arrays.items():
-            p = layer._params.get(name)
-            old = p.data if p is not None else layer._buffers.get(name)
-            if old is None:
-                raise KeyError(f"{type(layer).__name__} has no parameter or statistic {name!r}")
-            new = np.array(arr, dtype=old.dtype, copy=True)
-            if new.shape != old.shape:
-                raise ValueError(f"{name}: expected shape {old.shape}, got {new.shape}")
-            if p is not None:
-                p.data = new
-            else:
-                layer._buffers[name] = new
+    def read_tensor(self, layer: Any, native: str) -> np.ndarray:
+        p = layer._params.get(native)
+        return np.array(p.data if p is not None else layer._buffers[native], copy=True)
+
+    def write_tensor(self, layer: Any, native: str, array: np.ndarray) -> None:
+        p = layer._params.get(native)
+        if p is not None:
+            p.data = np.array(array, copy=True)
+        else:
+            layer._buffers[native] = np.array(array, copy=True)
 
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
         cls = _wrapper_classes.get(type_name)

@@ -1,0 +1,104 @@
+"""True captures: a captured value is the layer's output as it was produced, whatever
+in-place operation runs on it later (torch ``ReLU(inplace=True)``/``+=``, Paddle ``relu_``).
+
+Costs nothing where no in-place op follows: the first forward copies every capture and
+notes each tensor's in-place version counter (``Backend.version``); captures whose counter
+moved before the forward ended are copied (``Backend.copy``, gradient flow kept) on every
+later forward, the others are returned as they are and only their counters are checked.
+Nothing ever runs a forward twice (BatchNorm statistics would move). Framework-free.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from ._errors import UnsupportedOperation
+
+__all__ = ["TrueValues"]
+
+
+# Plain loops, no generator expressions or closures: Paddle's SOT (to_static) translates the
+# hooks' bytecode and mis-resolves the cell variables of generator expressions.
+def _map(fn: Callable[[Any], Any], backend: Any, value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for k in value:
+            out[k] = _map(fn, backend, value[k])
+        return type(value)(out)
+    if isinstance(value, (list, tuple)):
+        items = []
+        for v in value:
+            items.append(_map(fn, backend, v))
+        if isinstance(value, tuple) and hasattr(value, "_fields"):   # namedtuple
+            return type(value)(*items)
+        return type(value)(items)
+    return fn(value) if backend.shape(value) is not None else value
+
+
+def _leaves(backend: Any, value: Any, out: list) -> list:
+    if isinstance(value, dict):
+        for k in value:
+            _leaves(backend, value[k], out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _leaves(backend, v, out)
+    elif backend.shape(value) is not None:
+        out.append(value)
+    return out
+
+
+class TrueValues:
+    """Per capture set: which keys need a copy, learned on the first forward.
+
+    Use: ``record = {}`` per forward; ``value = tv.take(key, output, record)`` in each hook;
+    ``tv.check(record)`` once the forward has ended.
+    """
+
+    def __init__(self, backend: Any, what: str) -> None:
+        self.backend = backend
+        self.what = what
+        self.copy_keys: set = set()
+        self.learned = False
+        self._lock = threading.Lock()
+
+    def _versions(self, tensors: list) -> list:
+        versions = []
+        for t in tensors:
+            versions.append(self.backend.version(t))
+        return versions
+
+    def take(self, key: str, output: Any, record: dict) -> Any:
+        """The value to hand back for ``output`` (a copy where an in-place op may follow).
+
+        Tensors without a version counter (a framework that keeps none, or a tracing mode)
+        go through ``Backend.copy`` on every forward: the backend decides what that costs."""
+        tensors = _leaves(self.backend, output, [])
+        versions = self._versions(tensors)
+        known = False
+        for v in versions:
+            known = known or v is not None
+        if not known:
+            return _map(self.backend.copy, self.backend, output)
+        copy = (not self.learned) or (key in self.copy_keys)
+        if not copy or not self.learned:
+            record[key] = (tensors, versions)
+        return _map(self.backend.copy, self.backend, output) if copy else output
+
+    def check(self, record: dict) -> None:
+        """After the forward: learn (first forward) or verify that uncopied captures are intact."""
+        changed = []
+        for k in record:
+            tensors, versions = record[k]
+            if self._versions(tensors) != versions:
+                changed.append(k)
+        with self._lock:
+            first = not self.learned
+            self.learned = True
+            fresh = [k for k in changed if k not in self.copy_keys]
+            self.copy_keys.update(changed)
+        if fresh and not first:
+            raise UnsupportedOperation(
+                f"{self.what}: the output(s) of {', '.join(fresh)} were modified in place later in this forward, "
+                "which earlier forwards did not do, so the values captured in this forward are not the layers' "
+                "outputs; theseus copies them from the next forward on: run the forward again", "hooks")
