@@ -248,8 +248,13 @@ def port(src: Any, dst: Any, map: Any = None, *, example_input: Any = None, pref
     if map is None:
         report.load = _state.port(src, dst, strict=strict, prefix=prefix, **kwargs)
     else:
-        weights = state(src) if is_model else src
-        arrays = map.apply(weights, prefix=None if is_model else prefix)
+        if is_model and hasattr(_state, "state_layout"):
+            # the source's own native tensors, so the map's transforms are the ones applied
+            arrays = map.apply(native_state(src), keys="native")
+        elif is_model:
+            arrays = map.apply(state(src), keys="neutral")
+        else:
+            arrays = map.apply(src, prefix=prefix)
         report.load = load_state(dst, arrays, strict=strict, **kwargs)
         report.matched = len(map.rows)
         report.transforms = map.transforms()

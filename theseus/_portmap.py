@@ -224,7 +224,8 @@ class PortMap:
                                      f"{', '.join(n for _, n in near[:3]) or 'only the whole model'}")
         return best
 
-    def apply(self, weights: Mapping[str, Any], prefix: Optional[str] = None, native: bool = False) -> dict:
+    def apply(self, weights: Mapping[str, Any], prefix: Optional[str] = None, native: bool = False,
+              keys: str = "auto") -> dict:
         """The destination's weights from the source's: keys looked up by the source's native
         names (checkpoint files) or neutral keys, after removing ``prefix`` (``"backbone."``,
         ``"module."``...). Returns neutral keys for ``load_state`` (or, with ``native=True``,
@@ -234,7 +235,7 @@ class PortMap:
             StateMismatchError: a tensor of the map is missing or has another shape (all
                 listed); keys under ``prefix`` that the map does not use are listed too.
         """
-        pairs = self._read(weights, prefix)
+        pairs = self._read(weights, prefix, keys)
         TRANSFORMS = _transforms()
         out = {}
         for r, arr in pairs:
@@ -244,12 +245,14 @@ class PortMap:
                 out[r.dst_key] = arr
         return out
 
-    def source_state(self, weights: Mapping[str, Any], prefix: Optional[str] = None) -> dict:
+    def source_state(self, weights: Mapping[str, Any], prefix: Optional[str] = None, keys: str = "auto") -> dict:
         """The source model's neutral state from its checkpoint's weights (for ``load_state``
         into a source model, e.g. to verify a checkpoint port)."""
-        return {r.src_key: arr for r, arr in self._read(weights, prefix)}
+        return {r.src_key: arr for r, arr in self._read(weights, prefix, keys)}
 
-    def _read(self, weights: Mapping[str, Any], prefix: Optional[str]) -> list:
+    def _read(self, weights: Mapping[str, Any], prefix: Optional[str], keys: str = "auto") -> list:
+        if keys not in ("auto", "native", "neutral"):
+            raise InvalidArgumentError(f"keys must be 'auto', 'native' or 'neutral', got {keys!r}")
         TRANSFORMS = _transforms()
         if not isinstance(weights, Mapping):
             raise InvalidArgumentError(f"apply expects a mapping name -> array, got {type(weights).__name__}")
@@ -261,12 +264,16 @@ class PortMap:
                                            f"{', '.join(close) or 'none'}")
             weights = under
         out, missing, bad, used = [], [], [], set()
+        if keys == "auto":   # a checkpoint holds native names; theseus.state() neutral keys
+            n_native = sum(bool(r.src_native) and all(n in weights for n in r.src_native) for r in self.rows)
+            n_neutral = sum(r.src_key in weights for r in self.rows)
+            keys = "native" if n_native >= n_neutral and n_native else "neutral"
         for r in self.rows:
-            if all(n in weights for n in r.src_native) and r.src_native:
+            if keys == "native" and r.src_native and all(n in weights for n in r.src_native):
                 arrays = [np.asarray(weights[n]) for n in r.src_native]
                 used.update(r.src_native)
                 arr = TRANSFORMS[r.src_transform][0](arrays)
-            elif r.src_key in weights:
+            elif keys == "neutral" and r.src_key in weights:
                 arr = np.asarray(weights[r.src_key])
                 used.add(r.src_key)
             else:
