@@ -85,3 +85,32 @@ class _nothing:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.skipif(not hasattr(theseus._state, "state_layout"),
+                    reason="checkpoint keys are native names: needs the per-tensor layout protocol")
+def test_readme_port_between_implementations_commands(tmp_path, monkeypatch, capsys):
+    """README's 'Porting between implementations': the python block writes the checkpoint,
+    then each command of the bash block runs and ports it into timm's resnet50."""
+    import pathlib
+    import re
+    import shlex
+
+    from theseus_conformance import peers
+
+    if not peers.available():
+        pytest.skip("the peer models are not installed")
+    text = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Porting between implementations", 1)[1].split("\n## ", 1)[0]
+    python = re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    bash = re.findall(r"```bash\n(.*?)```", section, flags=re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(python, "README.md[port between implementations]", "exec"), {})
+    for line in [ln for ln in bash.splitlines() if ln.startswith("theseus ")]:
+        assert main(shlex.split(line)[1:]) == 0, line
+    out = capsys.readouterr().out
+    assert "matched 267 tensors" in out and "loaded 267 tensors through the map" in out
+    from safetensors.numpy import load_file
+
+    written = load_file(str(tmp_path / "resnet50_timm.safetensors"))
+    assert len(written) == 320 and "layer2.3.conv1.weight" in written
