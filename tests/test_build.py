@@ -36,19 +36,7 @@ FPN_CFG = dict(backbone=dict(type="MobileNetV1", scale=0.25, class_num=10, out_i
                          add_extra_convs="on_input"),
                input_shape=SHAPE)
 
-if hasattr(theseus, "assert_agree"):
-    assert_agree = theseus.assert_agree
-else:  # the judge's announced API, until theseus._judge lands
-    def assert_agree(actual, reference, rtol=3e-5, atol=1e-6, name="output"):
-        if isinstance(reference, (list, tuple)):
-            assert len(actual) == len(reference), name
-            for i, (a, r) in enumerate(zip(actual, reference)):
-                assert_agree(a, r, rtol, atol, f"{name}[{i}]")
-            return
-        a, r = np.asarray(actual, np.float64), np.asarray(reference, np.float64)
-        assert a.shape == r.shape, f"{name}: shape {a.shape} vs {r.shape}"
-        diff, ref = float(np.abs(a - r).max()), float(np.abs(r).max())
-        assert diff <= rtol * ref + atol, f"{name}: max abs diff {diff:.3g}, max |ref| {ref:.3g}"
+assert_agree = theseus.assert_agree  # the scale-aware judge
 
 
 def _need(name):
@@ -107,9 +95,10 @@ def test_seed_config_builds_with_the_seed_structure(built, backend):
 def test_same_config_same_network_across_frameworks(built, which, backend):
     src, dst = built(which, "torch"), built(which, backend)
     assert theseus.list_descriptors(dst) == theseus.list_descriptors(src)
-    assert sorted(theseus.state(dst)) == sorted(theseus.state(src))
+    torch_only = "num_batches_tracked"  # a torch BatchNorm buffer, optional in the neutral layout
+    assert sorted(theseus.state(dst)) == sorted(k for k in theseus.state(src) if not k.endswith(torch_only))
     report = theseus.port(src, dst)
-    assert report.ok and len(report.loaded) == len(theseus.state(src))
+    assert report.ok and len(report.loaded) == len(theseus.state(dst))
     ref, out = _run(src, X), _run(dst, X)
     if which == "fpn":
         assert [o.shape for o in ref] == [(2, 16, 16, 16), (2, 16, 8, 8), (2, 16, 4, 4), (2, 16, 2, 2), (2, 16, 1, 1)]
@@ -158,7 +147,7 @@ def test_backbone_options_through_features_and_freeze(backend):
     b = theseus.backend_of(net)
     assert net.backbone.feature_info.names() == ["blocks[12]"]
     frozen = theseus.frozen(net)
-    # stage 1 of the detected stages (blocks[0] /2, blocks[2] /4, ...) and everything before it
+    # MMDetection's frozen_stages=1: the stem (conv, blocks[0..1], up to /4) and the first stage (blocks[2], /4)
     under = {n.split(".model.")[1].split(".")[0] + ("." + n.split(".model.")[1].split(".")[1]
              if n.split(".model.")[1].startswith("blocks") else "") for n in frozen}
     assert under == {"conv", "blocks.0", "blocks.1", "blocks.2"}
@@ -189,9 +178,9 @@ def test_init_model_eval_loads_keys_with_equal_shapes(built, backend, tmp_path):
     assert report.mismatched == {"head.layers[1].fc.weight": ((7, 1024), (5, 1024)),
                                  "head.layers[1].fc.bias": ((7,), (5,))}
     assert report.unexpected == ["extra.weight"] and not report.missing and not report.ok
-    # torch's BN num_batches_tracked is an optional role: ignored by paddle/mindspore models
-    assert len(report.loaded) == len(weights) - 3 - len(getattr(report, "ignored", []))
-    assert report.reasons == {"head.layers[1].fc.weight": "shape (5, 1024) in the checkpoint, (7, 1024) in the model",
+    assert len(report.loaded) + len(report.ignored) == len(weights) - 3
+    assert all(k.endswith("num_batches_tracked") for k in report.ignored) and bool(report.ignored) == (backend != "torch")
+    assert {k: v for k, v in report.reasons.items() if k not in report.ignored} == {"head.layers[1].fc.weight": "shape (5, 1024) in the checkpoint, (7, 1024) in the model",
                               "head.layers[1].fc.bias": "shape (5,) in the checkpoint, (7,) in the model",
                               "extra.weight": "not in the model"}
     got = theseus.state(net)
@@ -251,7 +240,7 @@ BAD = [
     ({"backbone": {"type": "MobileNetV1", "scale": 0.25, "out_indices": [7]}, "input_shape": SHAPE},
      theseus.ConfigError, "backbone.out_indices", "out of range for 5 stages"),
     ({"backbone": {"type": "MobileNetV1", "scale": 0.25, "frozen_stages": 9}, "input_shape": SHAPE},
-     theseus.ConfigError, "backbone.frozen_stages", "9 is out of range: the backbone has 5 stages"),
+     theseus.ConfigError, "backbone.frozen_stages", "n must be an int in -1..4"),
     ({"backbone": {"type": "MobileNetV1", "scale": 0.25, "scal": 1}}, theseus.ConfigError, "backbone.scal",
      "did you mean 'scale'?"),
     ({"backbone": {"type": "MobileNetV1"}, "neck": []}, theseus.ConfigError, "neck", "an empty list builds nothing"),
@@ -454,8 +443,7 @@ def test_init_model_reads_a_bare_backbone_checkpoint(backend, tmp_path):
     theseus.save_state(tmp_path / "mbv1.npz", plain)
     net, report = theseus.init_model(SEED_CFG, tmp_path / "mbv1.npz", mode="train", backend=backend)
     assert report.renamed == ("", "backbone.model.")
-    ignored = set(getattr(report, "ignored", []))      # torch-only num_batches_tracked
-    assert sorted(report.loaded) == sorted(k for k in ("backbone.model." + k for k in plain) if k not in ignored)
+    assert sorted(report.loaded + report.ignored) == sorted("backbone.model." + k for k in plain)
     assert not report.unexpected
     assert "checkpoint keys (no prefix)... read as backbone.model...." in str(report)
     np.testing.assert_array_equal(theseus.state(net)["backbone.model.blocks[5].depthwise_conv.conv.weight"],
@@ -473,11 +461,11 @@ def test_cli_build_with_checkpoint_and_save(tmp_path, capsys):
     assert main(["build", str(tmp_path / "seed.json"), "--backend", "torch", "--checkpoint", str(tmp_path / "bb.npz"),
                  "--mode", "train", "--save", str(tmp_path / "out.npz")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("built BuildNet on torch: backbone -> neck -> head; 141 tensors")
-    assert out[1] == ("checkpoint: loaded 137 (of 137 checkpoint tensors); "
+    assert out[0].startswith("built BuildNet on torch: backbone -> neck -> head; 168 tensors")  # 27 num_batches_tracked
+    assert out[1] == ("checkpoint: loaded 164 (of 164 checkpoint tensors); "
                       "checkpoint keys (no prefix)... read as backbone.model....")
     assert "  head.layers[1].fc.bias: train mode loads backbone keys only (kept its initialisation)" in out
-    assert out[-1] == f"wrote 141 arrays to {tmp_path / 'out.npz'}"
+    assert out[-1] == f"wrote 168 arrays to {tmp_path / 'out.npz'}"
     saved = theseus.read_state(tmp_path / "out.npz")
     np.testing.assert_array_equal(saved["backbone.model.conv.conv.weight"],
                                   theseus.read_state(tmp_path / "bb.npz")["conv.conv.weight"])

@@ -215,48 +215,31 @@ def _indices(path: str, value: Any) -> Optional[list]:
 
 def _backbone_options(layer: Any, part: _Part, ctx: _Context) -> Any:
     """``out_indices``, ``frozen_stages``, ``norm_eval`` on any backbone, through the generic
-    stage detection of ``features`` and the freezing of ``freeze``/``freeze_before``."""
-    from . import features, freeze_before  # the public API, wherever it lives
+    stage detection of ``features`` and the one freeze policy (``freeze_stages``, ``freeze``)."""
+    from . import features, freeze, freeze_stages  # the public API, wherever it lives
 
     opts, path = part.options, part.path
     picked = _indices(path, opts.get("out_indices", -1))
     frozen = opts.get("frozen_stages", -1)
     if isinstance(frozen, bool) or not isinstance(frozen, int) or frozen < -1:
-        raise ConfigError(f"{path}.frozen_stages", f"expected -1 (none) or a stage index >= 0, got {frozen!r}")
+        raise ConfigError(f"{path}.frozen_stages", f"expected -1 (none) or a number of stages >= 0, got {frozen!r}")
     norm_eval = opts.get("norm_eval", False)
     if not isinstance(norm_eval, bool):
         raise ConfigError(f"{path}.norm_eval", f"expected True or False, got {norm_eval!r}")
     shape = ctx.input_shape
-    if frozen >= 0:
-        stages = features(layer, input_shape=shape).feature_info.names()
-        if frozen >= len(stages):
-            raise ConfigError(f"{path}.frozen_stages", f"{frozen} is out of range: the backbone has {len(stages)} "
-                              f"stages ({', '.join(stages)}); use -1..{len(stages) - 1}")
-        # the stage and everything defined before it (the stem), statistics held too
-        freeze_before(layer, stages[frozen])  # the norms inside the frozen part are held by default
-    if norm_eval:
-        _hold_norm_eval(ctx.backend, layer)
+    if frozen >= 0:  # MMDetection's frozen_stages: the stem and the first n stages
+        try:
+            freeze_stages(layer, frozen, norm="eval" if norm_eval else "train", input_shape=shape)
+        except InvalidArgumentError as err:
+            raise ConfigError(f"{path}.frozen_stages", str(err)) from None
+    elif norm_eval:  # every norm layer held in eval mode, nothing frozen
+        freeze(layer, [], norm="eval")
     if picked is None:
         return layer
     try:
         return features(layer, out_indices=picked, input_shape=shape)
     except InvalidArgumentError as err:
         raise ConfigError(f"{path}.out_indices", str(err)) from None
-
-
-def _hold_norm_eval(backend: Backend, model: Any) -> None:
-    """Every norm layer stays in eval mode (statistics frozen) whatever ``train()`` says; its
-    affine parameters still train (MMClassification's ``norm_eval``). ``unfreeze`` releases it."""
-    from ._record import record_of
-    from ._walk import walk
-
-    rec = record_of(model)
-    for node in walk(backend, model):
-        n, key = node.layer, f"norm_eval:{id(node.layer)}"
-        if backend.is_norm(n) and key not in rec.handles:
-            backend.set_training(n, False, recurse=False)
-            hold = backend.add_forward_pre_hook(n, lambda m, inputs: backend.set_training(m, False, recurse=False))
-            rec.add_handles(key, [hold])
 
 
 def _input_shape(cfg: dict) -> tuple:
@@ -433,6 +416,10 @@ def init_model(cfg: ConfigLike, checkpoint: Any = None, mode: str = "eval",
             why[k] = f"shape {theirs} in the checkpoint, {mine} in the model"
         for k in report.skipped:
             why[k] = "train mode loads backbone keys only (kept its initialisation)"
+        for k in getattr(report, "ignored", ()):
+            why[k] = "an optional tensor (e.g. torch's num_batches_tracked) this model does not keep"
+        for k in getattr(report, "defaulted", ()):
+            why[k] = "an optional tensor the checkpoint lacks (left as it was)"
         loaded = set(report.loaded) | set(why)
         for k in weights:
             desc, _, leaf = str(k).rpartition(".")
