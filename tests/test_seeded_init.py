@@ -29,7 +29,9 @@ ref = theseus.state(R(scale=0.25, class_num=10, seed=3))
 result = {}
 for name, cls in (("torch", T), ("paddle", P), ("mindspore", M), ("reference", R)):
     sd = theseus.state(cls(scale=0.25, class_num=10, seed=3))
-    result[name] = [list(sd) == list(ref), [k for k in ref if not np.array_equal(sd[k], ref[k])]]
+    # same keys (torch also keeps BN's optional num_batches_tracked; order is the framework's)
+    keys = sorted(k for k in sd if not k.endswith(".num_batches_tracked"))
+    result[name] = [keys == sorted(ref), [k for k in ref if not np.array_equal(sd[k], ref[k])]]
 other = theseus.state(T(scale=0.25, class_num=10, seed=4))
 result["other_seed_differs"] = not np.array_equal(other["conv.conv.weight"], ref["conv.conv.weight"])
 result["fc_bias_zero"] = float(np.abs(ref["fc.bias"]).max())
