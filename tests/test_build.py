@@ -488,3 +488,18 @@ def test_a_list_of_parts_runs_in_sequence_on_every_framework():
     assert ref.shape == (2, 3)
     for b in ("paddle", "mindspore"):
         assert_agree(_run(nets[b], X), ref, name=f"list neck on {b}")
+
+
+@pytest.mark.parametrize("backend", ["paddle", "mindspore"])
+def test_init_model_reads_a_native_torch_checkpoint(backend, tmp_path):
+    """A torch .pth (read by theseus.read_state without pickle execution) initialises a paddle/MindSpore build."""
+    torch = pytest.importorskip("torch")
+    _need(backend)
+    from theseus_torch import MobileNetV1
+
+    src = MobileNetV1(scale=0.25, class_num=10, seed=5)
+    torch.save(src.state_dict(), tmp_path / "mbv1.pth")
+    net, report = theseus.init_model(SEED_CFG, tmp_path / "mbv1.pth", mode="train", backend=backend)
+    assert report.renamed == ("", "backbone.model.") and len(report.loaded) == 137 and len(report.ignored) == 27
+    assert not report.unexpected and not report.mismatched
+    np.testing.assert_array_equal(theseus.state(net)["backbone.model.fc.weight"], src.fc.weight.detach().numpy())
