@@ -724,8 +724,13 @@ def _diagnose(backend: Backend, entry: Optional[Entry], layer: Any, row: LayerRo
 def _weights_cause(src: dict, dst: dict) -> str:
     if not src or not dst:
         return ""
-    if set(src) != set(dst):
-        return f"parameters differ: source has {sorted(src)}, destination {sorted(dst)}"
+    # compare the tensors both sides have (framework extras such as torch's
+    # num_batches_tracked exist on one side only and say nothing about the port)
+    common = set(src) & set(dst)
+    src = {k: v for k, v in src.items() if k in common}
+    dst = {k: v for k, v in dst.items() if k in common}
+    if not common:
+        return ""
     if "running_mean" in src and "running_var" in src:
         sm, sv, dm, dv = src["running_mean"], src["running_var"], dst["running_mean"], dst["running_var"]
         if not _close(dm, sm) and _close(dm, sv) and _close(dv, sm):
