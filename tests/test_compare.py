@@ -288,3 +288,19 @@ def test_cli_bad_arguments(tmp_path):
     r = _cli("certify", "theseus_torch:MobileNetV1", "theseus_torch:MobileNetV1", "-o",
              str(tmp_path / "no" / "x.tcert"))
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_compare_through_a_portmap(weights):
+    """A theseus.match PortMap pairs the layers (its ``layers`` list); a fault is named on
+    both sides."""
+    src = weights[0]
+    fw, dst = destination("paddle", weights[1])
+    pm = theseus.match(src, dst, make_input((1, 3, 64, 64), 0))
+    report = theseus.compare(src, dst, map=pm, input_shape=(1, 3, 64, 64), scale=SCALE)
+    assert report.ok and len(report.rows) > 50
+    undo = cf.inject(fw, dst, "swap_stats", "blocks[3].depthwise_conv.bn")
+    try:
+        report = theseus.compare(src, dst, map=pm, input_shape=(1, 3, 64, 64), scale=SCALE)
+    finally:
+        undo()
+    assert report.first_fault.src_layer == report.first_fault.dst_layer == "blocks[3].depthwise_conv.bn"

@@ -591,10 +591,11 @@ def _map_pairs(map: Any) -> Optional[dict]:
         return None
     if isinstance(map, Mapping):
         return {str(k): str(v) for k, v in map.items()}
-    for attr in ("layer_pairs", "layers"):
-        fn = getattr(map, attr, None)
-        if callable(fn):
-            return {str(k): str(v) for k, v in dict(fn()).items()}
+    layers = getattr(map, "layers", None)          # theseus.PortMap: [(src, dst), ...]
+    if callable(layers):
+        layers = layers()
+    if layers is not None:
+        return {str(k): str(v) for k, v in dict(layers).items()}
     raise InvalidArgumentError(f"map must be None, a dict {{source descriptor: destination descriptor}} or a "
                                f"theseus.PortMap, got {type(map).__name__}")
 
