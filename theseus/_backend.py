@@ -335,12 +335,14 @@ class Backend(ABC):
 
     def export_local(self, layer: Any) -> dict[str, "np.ndarray"]:
         """The layer's own tensors as ``{neutral name: array}`` (copies; a convenience over
-        ``tensors``/``read_tensor``)."""
-        from ._layout import to_neutral
+        ``tensors``/``read_tensor``). Optional bookkeeping roles (torch's
+        ``num_batches_tracked``) are left out: they are not weights and other frameworks lack
+        them; ``theseus.state`` has every tensor."""
+        from ._layout import OPTIONAL_ROLES, to_neutral
 
         out = {}
         for e in self.tensors(layer):
-            if all("." not in n for n in e.natives):
+            if all("." not in n for n in e.natives) and e.neutral not in OPTIONAL_ROLES:
                 out[e.neutral] = to_neutral(e, [self.read_tensor(layer, n) for n in e.natives])
         return out
 
