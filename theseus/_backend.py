@@ -230,15 +230,15 @@ class Backend(ABC):
     def permute(self, tensor: Any, dims: tuple) -> Any:
         """``tensor`` with its axes reordered (``features`` turns ``(B, H, W, C)`` maps and
         token grids into ``(B, C, H, W)``)."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot permute tensors", "layouts")
+        raise self._lacks("layouts", "permute tensors")
 
     def reshape(self, tensor: Any, shape: tuple) -> Any:
         """``tensor`` reshaped (``-1`` allowed once)."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot reshape tensors", "layouts")
+        raise self._lacks("layouts", "reshape tensors")
 
     def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
         """``tensor[..., start:, ...]`` along ``axis`` (drops class/register tokens)."""
-        raise UnsupportedOperation(f"backend {self.name!r} cannot slice tensors", "layouts")
+        raise self._lacks("layouts", "slice tensors")
 
     def on_train(self, layer: Any, fn: Callable[[], None]) -> HookHandle:
         """Call ``fn()`` after every call of ``layer``'s own train-mode method

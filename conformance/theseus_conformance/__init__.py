@@ -15,8 +15,8 @@ import pytest
 import theseus
 
 from ._fixtures import Fixtures, Gated, requires, set_eval, to_numpy_tree
-from ._tests_features import (BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseProbeLeavesModelAloneTests,
-                              BaseStageRuleTests, BaseTruncateTests)
+from ._tests_features import (BaseExtractTests, BaseFeaturesTests, BaseFreezeTests, BaseLayoutTests,
+                              BaseProbeLeavesModelAloneTests, BaseStageRuleTests, BaseTruncateTests)
 from ._tests_hostile import BaseFuzzTests, BaseHostileArgumentTests
 from ._tests_lifetime import BaseLifetimeTests
 from ._tests_numeric import BaseNumericTests, BaseStateTests
@@ -42,6 +42,7 @@ __all__ = [
     "BaseFreezeTests",
     "BaseFuzzTests",
     "BaseHostileArgumentTests",
+    "BaseLayoutTests",
     "BaseLifetimeTests",
     "BaseStageRuleTests",
     "BaseTruncateTests",
@@ -77,6 +78,7 @@ class ConformanceSuite(
     BaseFreezeTests,
     BaseTruncateTests,
     BaseStageRuleTests,
+    BaseLayoutTests,
     BaseProbeLeavesModelAloneTests,
     BaseStateTests,
     BaseNumericTests,

@@ -258,9 +258,7 @@ class BaseProbeLeavesModelAloneTests(Gated):
 @requires("hooks", "wrap")
 class BaseTruncateTests:
     def test_returns_exactly_the_layer_output_and_stops(self, mobilenet, backend, run, image):
-        a, b = mobilenet(), mobilenet()
-        for m in (a, b):
-            backend.set_training(m, False)
+        a, b = set_eval(backend, mobilenet()), set_eval(backend, mobilenet())
         theseus.update_res(b, ["blocks[4]"])
         ref = run(b, image)["blocks[4]"]
         cut = theseus.truncate(a, "blocks[4]")
@@ -294,3 +292,18 @@ class BaseStageRuleTests:
         theseus.reset(model)
         names = theseus.freeze_stages(model, 1, input_shape=(1, 3, 16, 16))
         assert names == [n for n, _ in backend.parameters(model) if not n.startswith("fc.")]
+
+
+@requires("layouts")
+class BaseLayoutTests:
+    """The tensor operations ``features`` uses on token and channels-last maps."""
+
+    def test_permute_reshape_slice(self, backend):
+        x = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)          # (B, N, C) tokens
+        tokens = backend.slice_from(backend.from_numpy(x), 1, 1)             # drop a class token
+        np.testing.assert_array_equal(backend.to_numpy(tokens), x[:, 1:])
+        grid = backend.reshape(tokens, (2, 2, 2, 3))                         # (B, H, W, C)
+        np.testing.assert_array_equal(backend.to_numpy(grid), x[:, 1:].reshape(2, 2, 2, 3))
+        nchw = backend.permute(grid, (0, 3, 1, 2))
+        np.testing.assert_array_equal(backend.to_numpy(nchw), x[:, 1:].reshape(2, 2, 2, 3).transpose(0, 3, 1, 2))
+        assert backend.shape(backend.reshape(tokens, (2, -1))) == (2, 12)
