@@ -45,20 +45,41 @@ from ._grammar import Descriptor, parse
 from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
 from ._tree import tree
-from ._state import LayoutEntry, LoadReport, load_state, port, state, state_layout
+from ._state import LayoutEntry, LoadReport, load_state, state, state_layout
 from ._files import read_state, save_state
 from ._seeded import seeded_init, seeded_weights
 from ._judge import DEFAULT_ATOL, DEFAULT_RTOL, Verdict, agree, assert_agree
-from ._compare import CompareReport, ToleranceModel, compare, judge, make_input, record
-from ._certificate import PortMismatchError, certify, verify
-from ._match import MatchError, match
-from ._portmap import PortMap
-from ._port import PortReport, PortVerificationError, port  # noqa: F811 - port with maps and verification
 from ._extract import extract
 from ._features import FeatureInfo, features, truncate
 from ._freeze import freeze, freeze_before, freeze_stages, frozen, unfreeze
 from ._registry import KINDS, register, registered
-from ._build import InitReport, build, init_model, load_config
+
+# Porting, comparison and config building are imported when first used (PEP 562), so that
+# ``import theseus`` stays cheap: ``theseus.compare`` etc. behave as ordinary attributes.
+_LAZY = {
+    "._compare": ("CompareReport", "ToleranceModel", "compare", "judge", "make_input", "record"),
+    "._certificate": ("PortMismatchError", "certify", "verify"),
+    "._match": ("MatchError", "match"),
+    "._portmap": ("PortMap",),
+    "._port": ("PortReport", "PortVerificationError", "port"),
+    "._build": ("InitReport", "build", "init_model", "load_config"),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'theseus' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(_LAZY_NAMES))
 
 __version__ = "0.1.0"
 
