@@ -227,18 +227,32 @@ def _write_zip(path: str, meta: dict, arrays: dict) -> None:
     os.replace(tmp, path)
 
 
+_MAX_META = 64 * 2**20  # meta.json of a recording/certificate: tables and names, never arrays
+
+
 def _read_zip(path: str) -> tuple[dict, dict]:
-    import io
+    """Read a recording/certificate with the same guards as ``read_state``: no pickle, array
+    sizes checked against their headers before anything is allocated or decompressed."""
+    from ._files import DEFAULT_MAX_BYTES, _read_errors, _read_member
 
     try:
         with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("meta.json"))
+            info = zf.getinfo("meta.json")
+            with zf.open(info) as f:
+                raw = f.read(_MAX_META + 1)
+            if len(raw) > _MAX_META:
+                raise InvalidArgumentError(f"{path!r}: meta.json is larger than {_MAX_META} bytes; "
+                                           "not a theseus recording/certificate file")
+            meta = json.loads(raw)
             arrays = {}
-            for name in zf.namelist():
+            budget = DEFAULT_MAX_BYTES
+            for info in zf.infolist():
+                name = info.filename
                 if name.startswith("arrays/") and name.endswith(".npy"):
-                    arrays[name[len("arrays/"):-4]] = np.lib.format.read_array(io.BytesIO(zf.read(name)),
-                                                                               allow_pickle=False)
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:
+                    arr = _read_member(zf, info, path, name, budget)
+                    budget -= arr.nbytes
+                    arrays[name[len("arrays/"):-4]] = arr
+    except _read_errors() as err:
         raise InvalidArgumentError(f"{path!r} is not a theseus recording/certificate file: {err}") from None
     return meta, arrays
 

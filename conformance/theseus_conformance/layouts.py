@@ -105,7 +105,7 @@ def check_freeze_survives_sgd(backend: Any, model: Any, x: np.ndarray, sgd_step:
         backend.set_training(model, True)   # a second train() does not undo the policy
     after = theseus.state(model)
     assert list(after) == keys
-    stats = ("running_mean", "running_var")
+    stats = ("running_mean", "running_var", "num_batches_tracked")   # torch counts batches too
     for k in keys:
         frozen_part = k.startswith(frozen_prefixes)
         held_stat = k.endswith(stats) and (frozen_part or norm != "train")
