@@ -42,21 +42,21 @@ from ._errors import (
     UnsupportedOperation,
 )
 from ._grammar import Descriptor, parse
-from ._layer import TheseusLayerMixin, TheseusWarning
 from ._ops import list_descriptors, reset, resolve, stop_after, update_res, upgrade_sublayer
-from ._tree import tree
-from ._state import LayoutEntry, LoadReport, load_state, state, state_layout
-from ._files import read_state, save_state
-from ._seeded import seeded_init, seeded_weights
-from ._judge import DEFAULT_ATOL, DEFAULT_RTOL, Verdict, agree, assert_agree
-from ._extract import extract
-from ._features import FeatureInfo, features, truncate
-from ._freeze import freeze, freeze_before, freeze_stages, frozen, unfreeze
-from ._registry import KINDS, register, registered
 
-# Porting, comparison and config building are imported when first used (PEP 562), so that
-# ``import theseus`` stays cheap: ``theseus.compare`` etc. behave as ordinary attributes.
+# Everything else is imported when first used (PEP 562), so that ``import theseus`` stays
+# cheap; ``theseus.features``, ``theseus.compare`` etc. behave as ordinary attributes.
 _LAZY = {
+    "._layer": ("TheseusLayerMixin", "TheseusWarning"),
+    "._tree": ("tree",),
+    "._state": ("LayoutEntry", "LoadReport", "load_state", "state", "state_layout"),
+    "._files": ("read_state", "save_state"),
+    "._seeded": ("seeded_init", "seeded_weights"),
+    "._judge": ("DEFAULT_ATOL", "DEFAULT_RTOL", "Verdict", "agree", "assert_agree"),
+    "._extract": ("extract",),
+    "._features": ("FeatureInfo", "features", "truncate"),
+    "._freeze": ("freeze", "freeze_before", "freeze_stages", "frozen", "unfreeze"),
+    "._registry": ("KINDS", "register", "registered"),
     "._compare": ("CompareReport", "ToleranceModel", "compare", "judge", "make_input", "record"),
     "._certificate": ("PortMismatchError", "certify", "verify"),
     "._match": ("MatchError", "match"),
@@ -80,6 +80,7 @@ def __getattr__(name: str):
 
 def __dir__() -> list:
     return sorted(set(globals()) | set(_LAZY_NAMES))
+
 
 __version__ = "0.1.0"
 
