@@ -68,11 +68,17 @@ _LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names
 
 
 def __getattr__(name: str):
-    module = _LAZY_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'theseus' has no attribute {name!r}")
     import importlib
 
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        if name.startswith("_") and not name.startswith("__"):  # a private submodule: theseus._state
+            try:
+                return importlib.import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as err:
+                if err.name != f"{__name__}.{name}":
+                    raise
+        raise AttributeError(f"module 'theseus' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
