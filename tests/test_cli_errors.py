@@ -96,3 +96,49 @@ def test_bad_arguments_one_line_exit_2(workdir, case):
 def test_bad_arguments_after_building_the_model(workdir, case):
     argv, fragment = TORCH_CASES[case]
     _check(cli(*argv, cwd=workdir), fragment, workdir)
+
+
+def _argument_error_cases() -> list:
+    """Every subcommand's argument errors, read from the parser itself: no arguments at all,
+    an unknown option, and a malformed value for every option that converts its value."""
+    import argparse
+
+    from theseus._cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    cases = []
+    for name, parser in sorted(sub.choices.items()):
+        positional = ["a.npz", "b.npz"][:sum(1 for a in parser._actions if not a.option_strings)]
+        required = [x for a in parser._actions if a.required and a.option_strings for x in (a.option_strings[0], "m:N")]
+        if any(a.required for a in parser._actions):
+            cases.append((f"{name}-nothing", [name]))
+        cases.append((f"{name}-unknown-option", [name, *positional, *required, "--no-such-option"]))
+        for a in parser._actions:
+            if a.option_strings and a.type is not None:
+                cases.append((f"{name}{a.option_strings[0]}", [name, *positional, *required, a.option_strings[0], "1,x"]))
+    return cases
+
+
+ARGUMENT_ERRORS = _argument_error_cases()
+
+
+@pytest.mark.parametrize("argv", [c[1] for c in ARGUMENT_ERRORS], ids=[c[0] for c in ARGUMENT_ERRORS])
+def test_every_subcommands_argument_errors_are_one_line_exit_2(argv, capsys):
+    from theseus._cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr()
+    assert exc.value.code == 2, err.err
+    assert len(err.err.splitlines()) == 1, err.err
+    assert err.err.startswith(f"theseus {argv[0]}: error: "), err.err
+    assert err.out == ""
+
+
+def test_the_issue_example_malformed_input_shape(tmp_path):
+    out = cli("tree", "mod:Net", "--input-shape", "1,x", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        "theseus tree: error: argument --input-shape: expected positive integers separated by commas "
+        "(1,3,224,224), got '1,x' (see theseus tree --help)"]
+    assert out.stdout == ""

@@ -163,6 +163,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {clip(' '.join(message.split()), 400)} (see {self.prog} --help)\n")
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse, but an unknown option is reported by the subcommand it was given to."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            sub = next((a.choices.get(getattr(ns, "command", None)) for a in self._actions
+                        if isinstance(a, argparse._SubParsersAction)), None)
+            (sub or self).error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns
+
 
 def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
     eps = _entry_points()
