@@ -20,9 +20,49 @@ def load(name: str):
     return pkg, theseus.get_backend(name)
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved (in rotating order) so
-    drift and position effects hit all alike."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = {"name": "wall"}
+
+
+def add_timing_args(ap: Any) -> None:
+    """``--clock wall|cpu`` on a benchmark's argument parser (see ``use_clock``)."""
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                    help="wall: elapsed time (needs a quiet machine); cpu: the process's CPU time, which other "
+                         "processes on a busy machine do not inflate (run with OMP_NUM_THREADS=1 so that "
+                         "no intra-op thread spins)")
+
+
+def use_clock(name: str) -> str:
+    """Select the clock every later ``interleaved`` call uses; returns a label for reports."""
+    _clock["name"] = name
+    return "wall-clock" if name == "wall" else "process CPU time"
+
+
+class Timings(dict):
+    """Median seconds per call of each function (a dict), plus paired ratios.
+
+    ``ratio(key, base)`` is the median over rounds of ``t[key] / t[base]`` measured in the
+    same round (adjacent calls), which cancels the slow drift of a shared machine better
+    than a ratio of two medians. ``floor(a, b)`` reports ``ratio`` between two entries that
+    run the same thing: the noise floor of the run."""
+
+    def __init__(self, samples: dict[str, list[float]]) -> None:
+        super().__init__({k: statistics.median(v) for k, v in samples.items()})
+        self.samples = samples
+
+    def ratio(self, key: str, base: str) -> float:
+        return statistics.median(a / b for a, b in zip(self.samples[key], self.samples[base]))
+
+    def spread(self, key: str, base: str) -> float:
+        """Half the inter-quartile range of the paired ratios (their round-to-round noise)."""
+        q = statistics.quantiles([a / b for a, b in zip(self.samples[key], self.samples[base])], n=4)
+        return (q[2] - q[0]) / 2
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 3) -> Timings:
+    """Time each function ``reps`` times, calls interleaved in rotating order so drift and
+    position effects hit all alike; medians and paired ratios in the returned ``Timings``."""
+    clock = CLOCKS[_clock["name"]]
     for _ in range(warmup):
         for f in fns.values():
             f()
@@ -30,10 +70,10 @@ def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 3) -
     order = list(fns)
     for r in range(reps):
         for k in order[r % len(order):] + order[:r % len(order)]:  # rotate: no position bias
-            t = time.perf_counter()
+            t = clock()
             fns[k]()
-            times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+            times[k].append(clock() - t)
+    return Timings(times)
 
 
 def macs_per_layer(backend: Any, model: Any, x: Any) -> dict[str, int]:

@@ -8,7 +8,7 @@
 Interleaved calls in rotating order, medians of ``--reps`` rounds (>= 40), batch 8,
 224x224, eval, no gradients.
 
-Run:  python benchmarks/peers.py [--reps 40] [--batch 8] [--only timm|paddleclas]
+Run:  python benchmarks/peers.py [--reps 40] [--batch 8] [--only timm|paddleclas] [--clock wall|cpu]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 import theseus
-from _common import interleaved
+from _common import add_timing_args, interleaved, use_clock
 from theseus_conformance import peers
 
 PPCLS_STAGES = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]", "blocks[12]"]
@@ -38,9 +38,13 @@ def bench_timm(batch: int, reps: int) -> dict:
     with torch.no_grad():
         a, b = ours(x), ref(x)
         assert all(torch.equal(p, q) for p, q in zip(a, b)), "theseus and timm feature maps differ"
-        t = interleaved({"timm features_only": lambda: ref(x), "theseus.features": lambda: ours(x)}, reps)
-    return {"peer_ms": 1e3 * t["timm features_only"], "ours_ms": 1e3 * t["theseus.features"],
-            "ratio": t["theseus.features"] / t["timm features_only"]}
+        t = interleaved({"peer": lambda: ref(x), "peer again": lambda: ref(x), "ours": lambda: ours(x)}, reps)
+    return _result(t)
+
+
+def _result(t) -> dict:
+    return {"peer_ms": 1e3 * t["peer"], "ours_ms": 1e3 * t["ours"], "ratio": t.ratio("ours", "peer"),
+            "noise": t.spread("ours", "peer"), "floor": t.ratio("peer again", "peer")}
 
 
 def bench_paddleclas(batch: int, reps: int) -> dict:
@@ -56,9 +60,9 @@ def bench_paddleclas(batch: int, reps: int) -> dict:
     with paddle.no_grad():
         a, b = ours(x), theirs(x)
         assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in PPCLS_STAGES), "captures differ"
-        t = interleaved({"PaddleClas update_res": lambda: theirs(x), "theseus.update_res": lambda: ours(x)}, reps)
-    return {"peer_ms": 1e3 * t["PaddleClas update_res"], "ours_ms": 1e3 * t["theseus.update_res"],
-            "ratio": t["theseus.update_res"] / t["PaddleClas update_res"]}
+        t = interleaved({"peer": lambda: theirs(x), "peer again": lambda: theirs(x), "ours": lambda: ours(x)},
+                        reps)
+    return _result(t)
 
 
 def main(argv=None) -> int:
@@ -66,18 +70,21 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--only", choices=["timm", "paddleclas"])
+    add_timing_args(ap)
     args = ap.parse_args(argv)
+    clock = use_clock(args.clock)
     peers.install()
-    print(f"batch {args.batch}, 224x224, eval, median of {args.reps} interleaved rounds")
-    print(f"{'comparison':<58} {'peer ms':>9} {'theseus ms':>11} {'ratio':>7}")
+    print(f"batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; ratio = median "
+          "of per-round ratios (+- half its IQR); A/A = the peer against itself in the same rounds (noise floor)")
+    print(f"{'comparison':<58} {'peer ms':>9} {'theseus ms':>11} {'A/A':>6} {'ratio':>14}")
     if args.only in (None, "paddleclas"):   # paddle before torch: nothing else loaded yet
         r = bench_paddleclas(args.batch, args.reps)
         print(f"{'update_res vs PaddleClas update_res (PaddleClas MobileNetV1)':<58} {r['peer_ms']:>9.1f} "
-              f"{r['ours_ms']:>11.1f} {r['ratio']:>7.3f}", flush=True)
+              f"{r['ours_ms']:>11.1f} {r['floor']:>6.3f} {r['ratio']:>7.3f} +-{r['noise']:.3f}", flush=True)
     if args.only in (None, "timm"):
         r = bench_timm(args.batch, args.reps)
         print(f"{'features vs timm features_only (mobilenetv1_100)':<58} {r['peer_ms']:>9.1f} "
-              f"{r['ours_ms']:>11.1f} {r['ratio']:>7.3f}", flush=True)
+              f"{r['ours_ms']:>11.1f} {r['floor']:>6.3f} {r['ratio']:>7.3f} +-{r['noise']:.3f}", flush=True)
     return 0
 
 

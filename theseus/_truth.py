@@ -73,17 +73,25 @@ class TrueValues:
 
         Tensors without a version counter (a framework that keeps none, or a tracing mode)
         go through ``Backend.copy`` on every forward: the backend decides what that costs."""
-        tensors = _leaves(self.backend, output, [])
+        backend = self.backend
+        if isinstance(output, (dict, list, tuple)):
+            tensors = _leaves(backend, output, [])
+        elif backend.shape(output) is None:
+            return output
+        else:  # the common case, one tensor: no containers walked
+            tensors = [output]
         versions = self._versions(tensors)
         known = False
         for v in versions:
             known = known or v is not None
         if not known:
-            return _map(self.backend.copy, self.backend, output)
-        copy = (not self.learned) or (key in self.copy_keys)
-        if not copy or not self.learned:
+            return _map(backend.copy, backend, output)
+        if self.learned and key not in self.copy_keys:
             record[key] = (tensors, versions)
-        return _map(self.backend.copy, self.backend, output) if copy else output
+            return output
+        if not self.learned:
+            record[key] = (tensors, versions)
+        return _map(backend.copy, backend, output)
 
     def check(self, record: dict) -> None:
         """After the forward: learn (first forward) or verify that uncopied captures are intact."""
