@@ -55,7 +55,10 @@ class Timings(dict):
 
     def spread(self, key: str, base: str) -> float:
         """Half the inter-quartile range of the paired ratios (their round-to-round noise)."""
-        q = statistics.quantiles([a / b for a, b in zip(self.samples[key], self.samples[base])], n=4)
+        ratios = [a / b for a, b in zip(self.samples[key], self.samples[base])]
+        if len(ratios) < 2:
+            return float("nan")
+        q = statistics.quantiles(ratios, n=4)
         return (q[2] - q[0]) / 2
 
 
