@@ -35,13 +35,12 @@ def _load_map(path: str | None) -> Any:
             data = json.load(fh)
     except (OSError, ValueError) as err:
         raise CLIError(f"cannot read the map {path!r}: {err}") from None
+    if isinstance(data, dict) and "format" in data:
+        from ._portmap import PortMap
+
+        return PortMap.load(path)
     if isinstance(data, dict) and data and all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         return data
-    import theseus
-
-    pm = getattr(theseus, "PortMap", None)
-    if pm is not None and hasattr(pm, "load"):
-        return pm.load(path)
     raise CLIError(f"{path!r} is not a layer map: expected JSON {{source descriptor: destination descriptor}} "
                    "or a theseus PortMap file")
 
@@ -72,19 +71,22 @@ def _output_path(path: str) -> str:
 
 
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    from ._compare import judge, make_input
+    from ._compare import check_map, judge, make_input
 
     if args.plot:
         _output_path(args.plot)
         if not args.plot.endswith((".svg", ".png")):
             raise _cli().CLIError(f"--plot must end in .svg or .png, got {args.plot!r}")
     pairs = _load_map(args.map)
+    dst = _build(args.dst, args.dst_weights)
+    check_map(dst, pairs)                      # before the (slow) source recording
     x = make_input(args.input_shape, args.seed, args.scale)
     rec = _source_recording(args, x)
-    dst = _build(args.dst, args.dst_weights)
     report = judge(dst, rec, pairs)
     print(report.summary(), file=out)
     print(report.table(args.rows), file=out)
+    if report.unmapped:
+        print(report.unmapped_line(), file=out)
     for n in report.notes:
         print(f"note: {n}", file=out)
     if args.plot:
@@ -95,13 +97,14 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_certify(args: argparse.Namespace, out: TextIO) -> int:
     from ._certificate import PortMismatchError, certify
-    from ._compare import make_input
+    from ._compare import check_map, make_input
 
     _output_path(args.output)
     pairs = _load_map(args.map)
+    dst = _build(args.dst, args.dst_weights)
+    check_map(dst, pairs)
     x = make_input(args.input_shape, args.seed, args.scale)
     rec = _source_recording(args, x)
-    dst = _build(args.dst, args.dst_weights)
     try:
         report = certify(None, dst, args.output, map=pairs, input_shape=args.input_shape, seed=args.seed,
                          scale=args.scale, recording=rec)

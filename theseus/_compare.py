@@ -552,10 +552,15 @@ class CompareReport:
     def __str__(self) -> str:
         parts = [self.summary(), self.table()]
         if self.unmapped:
-            parts.append(f"not judged (no destination layer): {', '.join(self.unmapped[:10])}"
-                         f"{' ...' if len(self.unmapped) > 10 else ''}")
+            parts.append(self.unmapped_line())
         parts.extend(f"note: {n}" for n in self.notes)
         return "\n".join(parts)
+
+    def unmapped_line(self, limit: int = 10) -> str:
+        """``not judged (no destination layer): a, b, ... (+N more)``."""
+        more = len(self.unmapped) - limit
+        return (f"not judged (no destination layer): {', '.join(k or '(root)' for k in self.unmapped[:limit])}"
+                f"{f' (+{more} more)' if more > 0 else ''}")
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "first_fault": None if self.first_fault is None else self.first_fault.src,
@@ -595,6 +600,7 @@ def _table(header: list, rows: list) -> str:
 
 def _name(key: str, path: str) -> str:
     """A row name: ``descriptor[#call][:output path]``."""
+    key = key or "(root)"
     return f"{key}:{path}" if path else key
 
 
@@ -614,6 +620,83 @@ def _map_pairs(map: Any) -> Optional[dict]:
                                f"theseus.PortMap, got {type(map).__name__}")
 
 
+def _check_map(pairs: Optional[dict], nodes: dict, dst: Any) -> None:
+    """Every destination descriptor of the map must be a layer of ``dst`` (a typo would
+    otherwise leave a layer unjudged)."""
+    for s_desc, d_desc in (pairs or {}).items():
+        if d_desc not in nodes:
+            example = next((t for t in nodes if t), "")
+            raise InvalidArgumentError(
+                f"map: destination layer {d_desc!r} (for source {s_desc!r}) is not a layer of the destination "
+                f"({type(dst).__name__}); use descriptors as theseus.tree prints them, e.g. {example!r}")
+
+
+def check_map(dst: Any, map: Any) -> None:
+    """Raise ``InvalidArgumentError`` unless every destination layer named by ``map`` exists
+    in ``dst`` (what ``judge`` checks first)."""
+    backend = backend_of(dst)
+    _check_map(_map_pairs(map), {n.text: n for n in walk(backend, dst)}, dst)
+
+
+def _pair_calls(src: list, dst: list, dmap: dict, dst_weighted: set) -> tuple[dict, int]:
+    """``{source call key: destination call key}`` and how many were paired by position.
+
+    A mapped layer pair ``(s, d)`` pairs its calls by call number when both are called equally
+    often. The calls left over (a layer shared by several call sites on one side, parameter-free
+    layers the map leaves out) are paired where one of a kind sits between the same two paired
+    calls on each side: first by output shape, then by output shape and layer type. Identity
+    layers are never paired this way (pass-through; they have no counterpart to judge)."""
+    s_count: dict[str, int] = {}
+    d_count: dict[str, int] = {}
+    for e in src:
+        s_count[e.descriptor] = s_count.get(e.descriptor, 0) + 1
+    for e in dst:
+        d_count[e.descriptor] = d_count.get(e.descriptor, 0) + 1
+    d_keys = {e.key for e in dst}
+    pairs: dict[str, str] = {}
+    for e in src:
+        d = dmap.get(e.descriptor)
+        if d is not None and s_count[e.descriptor] == d_count.get(d):
+            k = d if e.call == 0 else f"{d}#{e.call + 1}"
+            if k in d_keys:
+                pairs[e.key] = k
+    rank = {k: i + 1 for i, k in enumerate(pairs)}          # source execution order
+    d_rank = {v: rank[k] for k, v in pairs.items()}
+    used = set(pairs.values())
+
+    def gaps(entries: list, ranks: dict, taken) -> dict:
+        out: dict = {}
+        pos = 0
+        for e in entries:
+            if e.key in ranks:
+                pos = ranks[e.key]
+            elif e.leaf and not taken(e) and e.type.lower() != "identity":
+                shapes = tuple((p, a.shape) for p, a in e.outputs.items())
+                out.setdefault((pos, shapes), []).append(e)
+        return out
+
+    g_src = gaps(src, rank, lambda e: bool(e.weights))
+    g_dst = gaps(dst, d_rank, lambda e: e.key in used or e.descriptor in dst_weighted)
+    n = 0
+    for key, ss in g_src.items():
+        dd = g_dst.get(key, [])
+        if len(ss) == 1 and len(dd) == 1:
+            pairs[ss[0].key] = dd[0].key
+            n += 1
+            continue
+        by_type: dict = {}
+        for e in dd:
+            by_type.setdefault(e.type.lower(), []).append(e)
+        s_types: dict = {}
+        for e in ss:
+            s_types.setdefault(e.type.lower(), []).append(e)
+        for t, group in s_types.items():
+            if len(group) == 1 and len(by_type.get(t, [])) == 1:
+                pairs[group[0].key] = by_type[t][0].key
+                n += 1
+    return pairs, n
+
+
 def judge(dst: Any, rec: Recording, map: Any = None, *, tolerance: Optional[ToleranceModel] = None,
           isolate: bool = True) -> CompareReport:
     """Judge ``dst`` against a source recording (see ``compare``).
@@ -631,35 +714,45 @@ def judge(dst: Any, rec: Recording, map: Any = None, *, tolerance: Optional[Tole
     if rec.noise_method != "float64":
         report.notes.append("tolerance from a fan-in estimate (the source backend cannot run float64)")
     with eval_mode(backend, dst):
-        nodes = {n.text: n for n in walk(backend, dst)}
+        all_nodes = list(walk(backend, dst))
+        nodes = {n.text: n for n in all_nodes}
+        _check_map(pairs, nodes, dst)
         src_descs = list(dict.fromkeys(e.descriptor for e in rec.entries))
         dmap: dict[str, str] = {}
-        for s in src_descs:
-            d = pairs.get(s) if pairs is not None else s
-            if d is None or d not in nodes:
-                report.unmapped.append(s)
-            else:
-                dmap[s] = d
-        targets = [nodes[d] for d in dict.fromkeys(dmap.values())]
-        calls = _Calls(backend, targets, set(), keep_inputs=False)
+        for s_desc in src_descs:
+            d_desc = pairs.get(s_desc) if pairs is not None else s_desc
+            if d_desc is not None and d_desc in nodes:
+                dmap[s_desc] = d_desc
+        # hooks on the mapped layers and on every leaf: the leaves' calls pair the calls of
+        # shared or parameter-free layers that the map cannot pair by descriptor alone
+        leaves = _leaf_texts(backend, all_nodes)
+        targets = [nodes[d] for d in dict.fromkeys(list(dmap.values()) + [n.text for n in all_nodes
+                                                                           if n.text in leaves])]
+        calls = _Calls(backend, targets, leaves, keep_inputs=False)
         try:
             out = _flatten(backend, backend.infer(dst, backend.from_numpy(rec.x)))
         finally:
             calls.remove()
         dcalls = {e.key: e for e in calls.entries}
+        weighted = {t for t in leaves if backend.tensors(nodes[t].layer)}
+        call_pairs, n_free = _pair_calls(rec.entries, calls.entries, dmap, weighted)
+        if n_free:
+            report.notes.append(f"{n_free} calls of layers the map does not pair call by call (shared or "
+                                "parameter-free) were paired by position between mapped layers")
+        report.unmapped.extend(e.key for e in rec.entries if e.key not in call_pairs)
         iso_out: dict[str, dict] = {}
         if isolate:
             for e in rec.entries:
-                if e.leaf and e.inputs is not None and e.descriptor in dmap:
-                    layer = nodes[dmap[e.descriptor]].layer
+                if e.leaf and e.inputs is not None and e.key in call_pairs:
+                    layer = nodes[dcalls[call_pairs[e.key]].descriptor].layer
                     iso_out[e.key] = _flatten(backend, backend.infer(layer, *[backend.from_numpy(a) for a in e.inputs]))
         rows = []
         for i, e in enumerate(rec.entries):
-            if e.descriptor not in dmap:
+            dkey = call_pairs.get(e.key)
+            if dkey is None:
                 continue
-            d = dmap[e.descriptor]
-            dkey = d if e.call == 0 else f"{d}#{e.call + 1}"
-            de = dcalls.get(dkey)
+            de = dcalls[dkey]
+            d = de.descriptor
             for p, ref in e.outputs.items():
                 acc = _metrics(None if de is None else de.outputs.get(p), ref, e.noise_acc.get(p, 0.0), tm)
                 iso = None

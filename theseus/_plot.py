@@ -115,15 +115,14 @@ def _esc(s: str) -> str:
 
 def _png(report: Any, path: str) -> str:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # a Figure without pyplot: no global backend switch, no figure registry in the caller's process
+        from matplotlib.figure import Figure
     except ImportError:
-        raise InvalidArgumentError("a .png plot needs matplotlib (pip install matplotlib); "
-                                   "or write .svg, which needs nothing") from None
+        raise InvalidArgumentError("a .png plot needs matplotlib (pip install matplotlib, or "
+                                   "pip install 'theseus-surgery[plot]'); or write .svg, which needs nothing") from None
     acc, iso, tol, names = _series(report)
-    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=100)
+    fig = Figure(figsize=(11, 4.5), dpi=100)
+    ax = fig.subplots()
     xs = list(range(len(acc)))
     ax.semilogy(xs, [_clip(v) for v in acc], color="#1f5fbf", lw=1.5, label="accumulated")
     ix = [i for i, v in enumerate(iso) if v is not None]
@@ -142,6 +141,5 @@ def _png(report: Any, path: str) -> str:
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    fig.savefig(path, format="png")
     return path
