@@ -176,11 +176,12 @@ class _Capture:
         return hook
 
     def _finish(self, layer: Any, inputs: tuple, output: Any) -> dict:
-        buf = getattr(self.local, "buf", None) or {}
-        record = getattr(self.local, "record", None) or {}
-        self.local.buf = self.local.record = None
+        local = self.local
+        buf = getattr(local, "buf", None) or {}
+        record = getattr(local, "record", None) or {}
+        local.buf = local.record = None
         self.truth.check(record)
-        missing = [k for k in self.keys if k not in buf]
+        missing = [k for k in self.keys if k not in buf] if len(buf) != len(self.keys) else None
         if missing:
             raise UnsupportedOperation(
                 f"update_res: the captured layer(s) {', '.join(missing)} did not run during this forward "

@@ -57,29 +57,43 @@ class TrueValues:
 
     def __init__(self, backend: Any, what: str) -> None:
         self.backend = backend
+        self.version = backend.version
         self.what = what
         self.copy_keys: set = set()
         self.learned = False
         self._lock = threading.Lock()
+        self._tensor_types: set = set()   # types backend.shape() accepted: later a set lookup
 
     def _versions(self, tensors: list) -> list:
         versions = []
         for t in tensors:
-            versions.append(self.backend.version(t))
+            versions.append(self.version(t))
         return versions
 
     def take(self, key: str, output: Any, record: dict) -> Any:
         """The value to hand back for ``output`` (a copy where an in-place op may follow).
 
         Tensors without a version counter (a framework that keeps none, or a tracing mode)
-        go through ``Backend.copy`` on every forward: the backend decides what that costs."""
+        go through ``Backend.copy`` on every forward: the backend decides what that costs.
+        Runs inside every capture hook, so the one-tensor case is kept short."""
         backend = self.backend
+        if type(output) in self._tensor_types:   # the common case, one tensor: no containers walked
+            version = self.version(output)
+            if version is None:
+                return backend.copy(output)
+            if self.learned and key not in self.copy_keys:
+                record[key] = (output, version)
+                return output
+            if not self.learned:
+                record[key] = (output, version)
+            return backend.copy(output)
         if isinstance(output, (dict, list, tuple)):
             tensors = _leaves(backend, output, [])
         elif backend.shape(output) is None:
             return output
-        else:  # the common case, one tensor: no containers walked
-            tensors = [output]
+        else:
+            self._tensor_types.add(type(output))
+            return self.take(key, output, record)
         versions = self._versions(tensors)
         known = False
         for v in versions:
@@ -96,10 +110,17 @@ class TrueValues:
     def check(self, record: dict) -> None:
         """After the forward: learn (first forward) or verify that uncopied captures are intact."""
         changed = []
+        version = self.version
         for k in record:
-            tensors, versions = record[k]
-            if self._versions(tensors) != versions:
+            held, noted = record[k]
+            if isinstance(held, list):
+                now = self._versions(held)
+            else:
+                now = version(held)
+            if now != noted:
                 changed.append(k)
+        if self.learned and not changed:
+            return
         with self._lock:
             first = not self.learned
             self.learned = True
