@@ -353,7 +353,8 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
     return module
 
 
-def _mark_unused(backend: Backend, module: Any, model: Any, input_shape: Sequence[int]) -> list[str]:
+def _mark_unused(backend: Backend, module: Any, model: Any, input_shape: Sequence[int],
+                 what: str = "features") -> list[str]:
     """Run the new module once on zeros (eval, modes restored); the parameters of layers that
     never STARTED are unused by it: tell the backend (data parallelism) and return them."""
     if type(backend).ignore_unused is Backend.ignore_unused:  # nothing to tell this framework
@@ -364,8 +365,7 @@ def _mark_unused(backend: Backend, module: Any, model: Any, input_shape: Sequenc
     handles = [backend.add_forward_pre_hook(layer, lambda m, i: started.add(id(m)) if threading.get_ident() == me
                                             else None) for layer in layers.values()]
     try:
-        with eval_mode(backend, model):
-            backend.infer(module, backend.from_numpy(np.zeros(tuple(input_shape), dtype=np.float32)))
+        probe_forward(backend, module, tuple(input_shape), what)
     finally:
         for h in handles:
             h.remove()
@@ -390,7 +390,7 @@ def stage_plan(model: Any, input_shape: Sequence[int] = (1, 3, 224, 224)) -> dic
             "blocks": [(b.node, b.order, b.body) for b in blocks]}
 
 
-def truncate(model: Any, descriptor: str) -> Any:
+def truncate(model: Any, descriptor: str, input_shape: Optional[Sequence[int]] = None) -> Any:
     """A new module whose forward returns exactly the named layer's output and runs
     nothing after it (early exit), whatever functional code the model's ``forward`` has
     after that layer (``flatten``, token pooling, ``x.mean(...)``).
@@ -402,6 +402,11 @@ def truncate(model: Any, descriptor: str) -> Any:
     Args:
         model: a model of any backend.
         descriptor: one layer (not a pattern), e.g. ``"blocks[5]"``.
+        input_shape: when given, the new module runs once on zeros of this shape (eval,
+            modes restored) and the parameters of the layers that never start are put on the
+            framework's data-parallel ignore list (torch DDP's
+            ``_ddp_params_and_buffers_to_ignore``), so ``DistributedDataParallel`` trains it
+            without unused-parameter errors, as for ``features``. Without it nothing runs.
 
     Returns:
         A new native module (child ``model``) returning that layer's output.
@@ -420,6 +425,8 @@ def truncate(model: Any, descriptor: str) -> Any:
         raise LayerNotFoundError(str(descriptor), f"truncate needs one layer, but {str(descriptor)!r} is a pattern; "
                                  "name a single layer such as 'blocks[5]'")
     node = lookup(backend, model, descriptor)
+    if input_shape is not None:
+        input_shape = check_input_shape(input_shape, "truncate: input_shape")
     backend.check_hooks_usable(model)
     key = node.text
     collector = _Collector(backend, model, OrderedDict([(key, node.layer)]), stop_early=True)
@@ -429,4 +436,11 @@ def truncate(model: Any, descriptor: str) -> Any:
         return buf[key]
 
     module = collector.attach(backend.wrap(model, forward, "Truncated"))
+    if input_shape is not None:
+        try:
+            _mark_unused(backend, module, model, input_shape, "truncate")
+        except BaseException:
+            for h in collector.handles:   # the model keeps no hook of a module never returned
+                h.remove()
+            raise
     return module

@@ -1,6 +1,7 @@
 """DistributedDataParallel (gloo, 2 CPU processes) on a features() model with
 freeze_stages: trains without unused-parameter errors (the head after the deepest stage is
-on DDP's ignore list), gradients agree across ranks, frozen parts stay bit-identical."""
+on DDP's ignore list), gradients agree across ranks, frozen parts stay bit-identical. The
+same for truncate(..., input_shape=...): what runs after the cut is ignored."""
 
 from __future__ import annotations
 
@@ -44,9 +45,22 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
             opt.step()
             ddp.train()
         after = feat.state_dict()
+        # truncate(..., input_shape=...) puts what runs after the cut on the ignore list too
+        cut = theseus.truncate(theseus_torch.MobileNetV1(scale=0.25, class_num=10, seed=0), "blocks[6]",
+                               input_shape=(1, 3, 32, 32))
+        ddp_cut = torch.nn.parallel.DistributedDataParallel(cut)
+        ddp_cut.train()
+        cut_opt = torch.optim.SGD(ddp_cut.parameters(), lr=0.1)
+        cut_grads = []
+        for _ in range(2):
+            cut_opt.zero_grad()
+            ddp_cut(x).square().mean().backward()
+            cut_grads.append({n: p.grad.clone() for n, p in cut.named_parameters() if p.grad is not None})
+            cut_opt.step()
         torch.save({"before": before, "after": after, "grads": grads,
                     "frozen": theseus.frozen(net), "names": [n for n, _ in feat.named_parameters()],
-                    "ignored": feat._ddp_params_and_buffers_to_ignore},
+                    "ignored": feat._ddp_params_and_buffers_to_ignore,
+                    "cut_ignored": cut._ddp_params_and_buffers_to_ignore, "cut_grads": cut_grads},
                    os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -60,6 +74,12 @@ def test_ddp_trains_features_with_frozen_stages(tmp_path):
     after_deepest = ("model.blocks.11.", "model.blocks.12.", "model.fc.")   # out_indices=[1, 2, 3]: blocks[10]
     assert r0["ignored"] == [k for k in r0["names"] if k.startswith(after_deepest)] and len(r0["ignored"]) == 2 * 6 + 2
     assert r0["frozen"][0] == "conv.conv.weight" and r0["frozen"][-1].startswith("blocks.2.")
+    after_cut = [f"model.blocks.{i}.{p}.{w}" for i in range(7, 13)
+                 for p in ("depthwise_conv", "pointwise_conv") for w in ("conv.weight", "bn.weight", "bn.bias")]
+    assert sorted(r0["cut_ignored"]) == sorted(after_cut + ["model.fc.weight", "model.fc.bias"])
+    for g0, g1 in zip(r0["cut_grads"], r1["cut_grads"]):   # the truncated model trained under DDP
+        assert g0 and list(g0) == list(g1) and not any(k in r0["cut_ignored"] for k in g0)
+        assert all(torch.equal(g0[k], g1[k]) for k in g0)
     for g0, g1 in zip(r0["grads"], r1["grads"]):   # DDP averaged: identical on both ranks
         assert list(g0) == list(g1) and g0 and not any(k.startswith(frozen) for k in g0)
         assert all(torch.equal(g0[k], g1[k]) for k in g0)
@@ -71,3 +91,15 @@ def test_ddp_trains_features_with_frozen_stages(tmp_path):
     # parameters identical on both ranks (running statistics are rank 0's broadcast, then
     # each rank's last forward: they may differ, as in any DDP run)
     assert all(torch.equal(r0["after"][k], r1["after"][k]) for k in r0["names"])
+
+
+def test_truncate_input_shape_is_checked_before_anything_changes():
+    net = theseus_torch.MobileNetV1(scale=0.25, class_num=10, seed=0)
+    with pytest.raises(theseus.InvalidArgumentError, match="truncate: input_shape"):
+        theseus.truncate(net, "blocks[6]", input_shape=(1, 3, 0, 32))
+    with pytest.raises(theseus.InvalidArgumentError, match="truncate: the probe forward"):
+        theseus.truncate(net, "blocks[6]", input_shape=(1, 5, 32, 32))   # 5 channels: the conv refuses
+    assert not hasattr(net, "_ddp_params_and_buffers_to_ignore") and net.training
+    assert not any(m._forward_hooks for m in net.modules())   # no hook left behind
+    plain = theseus.truncate(net, "blocks[6]")   # no input_shape: nothing runs, nothing ignored
+    assert not hasattr(plain, "_ddp_params_and_buffers_to_ignore")
