@@ -10,18 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
+from ._tree import _fmt_shape
+
 __all__ = ["register"]
-
-
-def _shapes(backend: Any, out: Any) -> str:
-    shp = backend.shape(out)
-    if shp is not None:
-        return "(" + ", ".join(str(s) for s in shp) + ")"
-    if isinstance(out, dict):
-        return "{" + ", ".join(f"{k}: {_shapes(backend, v)}" for k, v in out.items()) + "}"
-    if isinstance(out, (list, tuple)):
-        return "[" + ", ".join(_shapes(backend, v) for v in out) + "]"
-    return type(out).__name__
 
 
 def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
@@ -51,7 +42,7 @@ def cmd_build(args: argparse.Namespace, out: TextIO) -> int:
         print(theseus.tree(model, input_shape=args.input_shape), file=out)
     elif args.input_shape is not None:
         x = backend.from_numpy(np.zeros(tuple(args.input_shape), dtype=np.float32))
-        print(f"output for input {tuple(args.input_shape)}: {_shapes(backend, backend.infer(model, x))}", file=out)
+        print(f"output for input {tuple(args.input_shape)}: {_fmt_shape(backend, backend.infer(model, x))}", file=out)
     if args.save is not None:
         theseus.save_state(args.save, weights)
         print(f"wrote {len(weights)} arrays to {args.save}", file=out)
