@@ -28,6 +28,7 @@ __all__ = [
     "TensorEntry",
     "CAPABILITIES",
     "CAPABILITY_TABLE",
+    "IndexingLayouts",
     "Capability",
     "ENTRY_POINT_GROUP",
     "backend_of",
@@ -379,6 +380,27 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"<theseus backend {self.name!r}>"
+
+
+class IndexingLayouts:
+    """``slice_from`` and ``reshape`` for tensors with numpy-style basic indexing and a
+    ``reshape(tuple)`` method (torch, paddle, MindSpore and numpy tensors all have them).
+
+    Not defaults on ``Backend``: there a capability's methods raise ``UnsupportedOperation``
+    naming it. A backend that declares ``layouts`` opts in by listing this class first and
+    writes only ``permute`` (and overrides what its framework spells differently).
+
+    Example:
+        >>> class MyBackend(IndexingLayouts, Backend):   # doctest: +SKIP
+        ...     capabilities = frozenset({"layouts"})
+        ...     def permute(self, tensor, dims): return tensor.permute(*dims)
+    """
+
+    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
+        return tensor[(slice(None),) * axis + (slice(start, None),)]
+
+    def reshape(self, tensor: Any, shape: tuple) -> Any:
+        return tensor.reshape(tuple(shape))
 
 
 # ----------------------------------------------------------------------------------------

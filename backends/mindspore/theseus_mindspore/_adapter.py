@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle, StateMismatchError, TensorEntry, UnsupportedOperation
-from theseus._backend import INSTALL_HINTS
+from theseus._backend import INSTALL_HINTS, IndexingLayouts
 
 __all__ = ["MindSporeBackend"]
 
@@ -135,7 +135,7 @@ def _renames(layer: Any) -> dict:
     return {}
 
 
-class MindSporeBackend(Backend):
+class MindSporeBackend(IndexingLayouts, Backend):
     """theseus backend for ``mindspore.nn.Cell`` models (hooks need PyNative mode, the default)."""
 
     name = "mindspore"
@@ -251,16 +251,6 @@ class MindSporeBackend(Backend):
         return _ms().Tensor(np.array(array, copy=True))
 
     # -- modes and training ------------------------------------------------------------
-    @staticmethod
-    def _index(axis: int, start: int) -> tuple:
-        return (slice(None),) * axis + (slice(start, None),)
-
-    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
-        return tensor[self._index(axis, start)]
-
-    def reshape(self, tensor: Any, shape: tuple) -> Any:
-        return tensor.reshape(tuple(shape))
-
     def permute(self, tensor: Any, dims: tuple) -> Any:
         return _ms().ops.transpose(tensor, tuple(dims))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from theseus._wrapper import make_wrapper as _make
+
 from ._runtime import in_jit, mindspore
 
 _GRAPH_MSG = ("theseus.extract/features modules collect layer outputs with Python hooks, which MindSpore "
@@ -16,17 +18,12 @@ __all__ = ["TheseusWrapper", "make_wrapper"]
 
 
 class TheseusWrapper(nn.Cell):
-    """Holds ``model`` as child ``model`` and runs ``forward(*inputs)``.
+    """The base of MindSpore wrappers (``theseus._wrapper.make_wrapper``): refuses graph mode.
 
     Built with ``auto_prefix=False``: attaching ``model`` does not rename its parameters
     (MindSpore names are fixed at attach time, and the parameters are shared with the source
     model), so ``model``'s parameter names stay exactly what they were.
     """
-
-    def __init__(self, model: nn.Cell, forward: Callable[..., Any]) -> None:
-        super().__init__(auto_prefix=False)
-        self.model = model
-        self._theseus_forward = forward
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         if mindspore.get_context("mode") == mindspore.GRAPH_MODE:
@@ -41,12 +38,6 @@ class TheseusWrapper(nn.Cell):
         return self._theseus_forward(*inputs)
 
 
-_classes: dict[str, type] = {}
-
-
 def make_wrapper(model: nn.Cell, forward: Callable[..., Any], type_name: str) -> nn.Cell:
     """A ``TheseusWrapper`` subclass instance named ``type_name`` (one class per name)."""
-    cls = _classes.get(type_name)
-    if cls is None:
-        cls = _classes[type_name] = type(type_name, (TheseusWrapper,), {"__module__": __name__})
-    return cls(model, forward)
+    return _make(TheseusWrapper, model, forward, type_name, forward_name=None, auto_prefix=False)

@@ -7,10 +7,10 @@ every framework. Convs use ``pad_mode='pad'`` (MindSpore's default ``'same'`` di
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from ._runtime import mindspore
 from theseus_conformance.spec import builder
+
+from ._parts import LAYERS
 
 nn = mindspore.nn
 
@@ -49,13 +49,5 @@ class Residual(nn.Cell):
         return x + self.body(x)
 
 
-build = builder({
-    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2d(
-        cin, cout, k, stride=stride, pad_mode="pad", padding=padding, group=groups, has_bias=bias),
-    "bn": lambda c: nn.BatchNorm2d(c, momentum=0.9), "relu": nn.ReLU, "identity": nn.Identity,
-    "flatten": nn.Flatten, "pool": lambda: nn.AdaptiveAvgPool2d(1), "linear": nn.Dense,
-    "seq": nn.SequentialCell, "named_seq": lambda kids: nn.SequentialCell(OrderedDict(kids)),
-    "list": nn.CellList, "dict": lambda kids: nn.CellDict(OrderedDict(kids)),
-    "chain": Chain, "residual": Residual,
-})
+build = builder({**LAYERS, "chain": Chain, "residual": Residual})
 """A MindSpore cell for one node of the neutral spec."""

@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle, TensorEntry, UnsupportedOperation
-from theseus._backend import INSTALL_HINTS
+from theseus._backend import INSTALL_HINTS, IndexingLayouts
+from theseus._wrapper import make_wrapper
 
 __all__ = ["PaddleBackend"]
 
@@ -53,7 +54,7 @@ def _renames(layer: Any) -> dict:
     return {}
 
 
-class PaddleBackend(Backend):
+class PaddleBackend(IndexingLayouts, Backend):
     """theseus backend for ``paddle.nn.Layer`` models (dygraph mode)."""
 
     name = "paddle"
@@ -152,13 +153,6 @@ class PaddleBackend(Backend):
             return model(*inputs)
 
     # -- modes and training ------------------------------------------------------------
-    @staticmethod
-    def _index(axis: int, start: int) -> tuple:
-        return (slice(None),) * axis + (slice(start, None),)
-
-    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
-        return tensor[self._index(axis, start)]
-
     def reshape(self, tensor: Any, shape: tuple) -> Any:
         return tensor.reshape(list(shape))
 
@@ -235,9 +229,7 @@ class PaddleBackend(Backend):
 
     # -- building new modules ----------------------------------------------------------
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
-        from ._wrapper import make_wrapper
-
-        return make_wrapper(model, forward, type_name)
+        return make_wrapper(_nn().Layer, model, forward, type_name)
 
     # -- layer signatures for theseus.match ------------------------------------------------
     def layer_info(self, layer: Any) -> dict:

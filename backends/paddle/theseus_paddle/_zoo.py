@@ -6,11 +6,11 @@ structure, so a scenario is written once and checked on every framework.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import paddle
 import paddle.nn as nn
 from theseus_conformance.spec import builder
+
+from ._parts import LAYERS
 
 __all__ = ["build", "Chain", "Residual"]
 
@@ -49,13 +49,5 @@ class Residual(nn.Layer):
         return x + self.body(x)
 
 
-build = builder({
-    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2D(
-        cin, cout, k, stride=stride, padding=padding, groups=groups, bias_attr=None if bias else False),
-    "bn": nn.BatchNorm2D, "relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten,
-    "pool": lambda: nn.AdaptiveAvgPool2D(1), "linear": nn.Linear,
-    "seq": lambda kids: nn.Sequential(*kids), "named_seq": lambda kids: nn.Sequential(*kids),
-    "list": nn.LayerList, "dict": lambda kids: nn.LayerDict(OrderedDict(kids)),
-    "chain": Chain, "residual": Residual,
-})
+build = builder({**LAYERS, "chain": Chain, "residual": Residual})
 """A paddle layer for one node of the neutral spec."""

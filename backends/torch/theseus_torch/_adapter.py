@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle, TensorEntry, UnsupportedOperation
-from theseus._backend import INSTALL_HINTS
+from theseus._backend import INSTALL_HINTS, IndexingLayouts
+from theseus._wrapper import make_wrapper
 
 __all__ = ["TorchBackend"]
 
@@ -21,7 +22,7 @@ def _nn():
     return nn
 
 
-class TorchBackend(Backend):
+class TorchBackend(IndexingLayouts, Backend):
     name = "torch"
     framework = "torch"
     install_hint = INSTALL_HINTS["torch"]
@@ -89,16 +90,6 @@ class TorchBackend(Backend):
 
         return copy.deepcopy(model).double()
 
-    @staticmethod
-    def _index(axis: int, start: int) -> tuple:
-        return (slice(None),) * axis + (slice(start, None),)
-
-    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
-        return tensor[self._index(axis, start)]
-
-    def reshape(self, tensor: Any, shape: tuple) -> Any:
-        return tensor.reshape(tuple(shape))
-
     def permute(self, tensor: Any, dims: tuple) -> Any:
         return tensor.permute(*dims)
 
@@ -159,9 +150,7 @@ class TorchBackend(Backend):
         wrapper._ddp_params_and_buffers_to_ignore = list(names)
 
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
-        from ._wrapper import make_wrapper
-
-        return make_wrapper(model, forward, type_name)
+        return make_wrapper(_nn().Module, model, forward, type_name)
 
     # -- layer signatures for theseus.match ------------------------------------------------
     def layer_info(self, layer: Any) -> dict:

@@ -6,11 +6,11 @@ structure, so a scenario is written once and checked on every framework.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 import torch.nn as nn
 from theseus_conformance.spec import builder
+
+from ._parts import LAYERS
 
 __all__ = ["build"]
 
@@ -47,13 +47,5 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-build = builder({
-    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2d(
-        cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias),
-    "bn": nn.BatchNorm2d, "relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten,
-    "pool": lambda: nn.AdaptiveAvgPool2d(1), "linear": nn.Linear,
-    "seq": lambda kids: nn.Sequential(*kids), "named_seq": lambda kids: nn.Sequential(OrderedDict(kids)),
-    "list": nn.ModuleList, "dict": lambda kids: nn.ModuleDict(OrderedDict(kids)),
-    "chain": Chain, "residual": Residual,
-})
+build = builder({**LAYERS, "chain": Chain, "residual": Residual})
 """A torch module for one node of the neutral spec."""

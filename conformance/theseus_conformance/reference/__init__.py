@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from ._backend import ReferenceBackend, Wrapper
+from ._backend import ReferenceBackend
 from ._layers import (
     AdaptiveAvgPool2d,
     BatchNorm2d,
@@ -51,7 +51,6 @@ __all__ = [
     "ReferenceBackend",
     "Sequential",
     "TheseusLayer",
-    "Wrapper",
     "build",
     "conv2d",
     "manual_seed",

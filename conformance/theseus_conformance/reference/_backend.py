@@ -11,31 +11,18 @@ from typing import Any, Callable
 import numpy as np
 
 from theseus import Backend, ContainerKind, HookHandle, TensorEntry
+from theseus._backend import IndexingLayouts
+from theseus._wrapper import make_wrapper
 
 from ._layers import BatchNorm2d, Identity, Layer, LayerDict, LayerList, Parameter, Sequential
 
-__all__ = ["ReferenceBackend", "Wrapper"]
-
-class Wrapper(Layer):
-    """Holds ``model`` as child ``model`` and runs ``forward(*inputs)``."""
-
-    def __init__(self, model: Layer, forward: Callable[..., Any]) -> None:
-        super().__init__()
-        self.model = model
-        self._theseus_forward = forward
-
-    def forward(self, *inputs: Any) -> Any:
-        return self._theseus_forward(*inputs)
-
-
-_wrapper_classes: dict[str, type] = {}
-
+__all__ = ["ReferenceBackend"]
 
 def _array(t: Any) -> Any:
     return t.data if isinstance(t, Parameter) else t
 
 
-class ReferenceBackend(Backend):
+class ReferenceBackend(IndexingLayouts, Backend):
     """The framework-free backend: models are ``theseus_conformance.reference.Layer`` trees.
 
     Example:
@@ -85,16 +72,6 @@ class ReferenceBackend(Backend):
     def from_numpy(self, array: np.ndarray) -> Any:
         return np.array(array, copy=True)
 
-    @staticmethod
-    def _index(axis: int, start: int) -> tuple:
-        return (slice(None),) * axis + (slice(start, None),)
-
-    def slice_from(self, tensor: Any, axis: int, start: int) -> Any:
-        return tensor[self._index(axis, start)]
-
-    def reshape(self, tensor: Any, shape: tuple) -> Any:
-        return tensor.reshape(tuple(shape))
-
     def permute(self, tensor: Any, dims: tuple) -> Any:
         return np.transpose(tensor, dims)
 
@@ -135,7 +112,4 @@ class ReferenceBackend(Backend):
             layer._buffers[native] = np.array(array, copy=True)
 
     def wrap(self, model: Any, forward: Callable, type_name: str) -> Any:
-        cls = _wrapper_classes.get(type_name)
-        if cls is None:
-            cls = _wrapper_classes[type_name] = type(type_name, (Wrapper,), {"__module__": __name__})
-        return cls(model, forward)
+        return make_wrapper(Layer, model, forward, type_name)
