@@ -1,8 +1,13 @@
 """Shared helpers of the benchmark scripts: timing by interleaved medians, MAC counting
-from neutral weight shapes and probed output shapes (framework-free)."""
+from neutral weight shapes and probed output shapes (framework-free).
+
+Progress: every ``interleaved`` round is one short line on stderr (``  [3/20] round: plain,
+captured ...``) when stderr is a terminal; ``--quiet`` (``add_timing_args`` or
+``add_progress_arg``) turns it off. Results go to stdout."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import statistics
 import time
@@ -11,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 import theseus
+from theseus._progress import Progress
 
 
 def load(name: str):
@@ -24,8 +30,28 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _clock = {"name": "wall"}
 
 
+_progress = {"quiet": False}
+
+
+class _Quiet(argparse.Action):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        _progress["quiet"] = True
+        setattr(namespace, self.dest, True)
+
+
+def add_progress_arg(ap: Any) -> None:
+    """``-q/--quiet`` on a benchmark's argument parser: no progress lines (see ``progress``)."""
+    ap.add_argument("-q", "--quiet", nargs=0, action=_Quiet, default=False, help="no progress lines on stderr")
+
+
+def progress(total: int, indent: int = 0) -> Progress:
+    """Progress lines for ``total`` steps on stderr (a terminal only; none under ``--quiet``)."""
+    return Progress(total, quiet=_progress["quiet"], indent=indent)
+
+
 def add_timing_args(ap: Any) -> None:
-    """``--clock wall|cpu`` on a benchmark's argument parser (see ``use_clock``)."""
+    """``--clock wall|cpu`` and ``--quiet`` on a benchmark's argument parser (see ``use_clock``)."""
+    add_progress_arg(ap)
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="wall: elapsed time (needs a quiet machine); cpu: the process's CPU time, which other "
                          "processes on a busy machine do not inflate (run with OMP_NUM_THREADS=1 so that "
@@ -64,14 +90,18 @@ class Timings(dict):
 
 def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 3) -> Timings:
     """Time each function ``reps`` times, calls interleaved in rotating order so drift and
-    position effects hit all alike; medians and paired ratios in the returned ``Timings``."""
+    position effects hit all alike; medians and paired ratios in the returned ``Timings``.
+    Each round is a progress line (see the module docstring)."""
     clock = CLOCKS[_clock["name"]]
+    steps, label = progress(reps, indent=2), "round: " + ", ".join(fns)
+    label = label if len(label) <= 60 else label[:59] + "…"
     for _ in range(warmup):
         for f in fns.values():
             f()
     times: dict[str, list[float]] = {k: [] for k in fns}
     order = list(fns)
     for r in range(reps):
+        steps.step(label)
         for k in order[r % len(order):] + order[:r % len(order)]:  # rotate: no position bias
             t = clock()
             fns[k]()

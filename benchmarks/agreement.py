@@ -6,7 +6,7 @@ input: logits, the seed's update_res features, and stop_after outputs. Each cell
 judge's ratio max|a - b| / max|ref| of the worst tensor (float32 round-off is ~1e-6); the
 last column says whether every scenario passes the judge's defaults.
 
-Run:  python benchmarks/agreement.py [--backend torch ...]
+Run:  python benchmarks/agreement.py [--backend torch ...] [--quiet]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 
 import theseus
-from _common import load
+from _common import add_progress_arg, load, progress
 from theseus_conformance.oracle import neutral_weights, oracle_net
 
 RETURN = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]"]
@@ -42,6 +42,7 @@ def outputs(backend, make, x) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", action="append")
+    add_progress_arg(ap)
     args = ap.parse_args(argv)
     names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
     w = neutral_weights(seed=0)
@@ -54,7 +55,9 @@ def main(argv=None) -> int:
     widths = [max(len(k), 9) for k in expected]
     print(f"{'backend':<10} " + "  ".join(f"{k:>{wd}}" for k, wd in zip(expected, widths)) + "  judge")
     status = False
+    steps = progress(len(names))
     for n in names:
+        steps.step(f"{n}: MobileNetV1 against the oracle")
         pkg, backend = load(n)
 
         def make():

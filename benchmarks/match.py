@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import interleaved  # noqa: E402
+from _common import add_progress_arg, interleaved, progress  # noqa: E402
 
 from theseus_conformance import peers  # noqa: E402
 
@@ -30,7 +30,10 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--reps", type=int, default=5)
+    add_progress_arg(p)
     args = p.parse_args()
+    steps = progress(3)
+    steps.step("building PaddleClas ResNet50 and timm resnet50")
     src = peers.ppcls_model("ResNet50")
     dst = peers.timm_model("resnet50")
     x = np.random.RandomState(0).standard_normal((1, 3, args.size, args.size)).astype(np.float32)
@@ -41,7 +44,9 @@ def main() -> int:
         bs.infer(src, xs)
         bd.infer(dst, xd)
 
+    steps.step("theseus.match once")
     pm = theseus.match(src, dst, x)
+    steps.step(f"timing {args.reps} interleaved rounds")
     t = interleaved({"two plain forwards": forwards, "match": lambda: theseus.match(src, dst, x)},
                     reps=args.reps, warmup=1)
     ratio = t["match"] / t["two plain forwards"]

@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import interleaved  # noqa: E402
+from _common import add_progress_arg, interleaved, progress  # noqa: E402
 
 import theseus  # noqa: E402
 
@@ -71,11 +71,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="reference", choices=["reference", "torch"])
     ap.add_argument("--reps", type=int, default=15)
+    add_progress_arg(ap)
     args = ap.parse_args()
+    steps = progress(3)
+    steps.step(f"building the {args.backend} model")
     m = big_model(args.backend)
     n_all = len(theseus.resolve(m, "**"))
     n_one = len(theseus.resolve(m, "blocks[*][98]"))
     assert n_one == BLOCKS, n_one
+    steps.step(f"timing resolve, {args.reps} interleaved rounds")
     t = interleaved({"**": lambda: theseus.resolve(m, "**"),
                      "blocks[*][98]": lambda: theseus.resolve(m, "blocks[*][98]"),
                      "blocks[50][98]": lambda: theseus.resolve(m, "blocks[50][98]"),
@@ -85,6 +89,7 @@ def main() -> None:
     for k, v in t.items():
         goal = f"  (target <= {targets[k]:.0f} ms: {'ok' if v * 1000 <= targets[k] else 'MISSED'})" if k in targets else ""
         print(f"  resolve(m, {k!r:18}) {v * 1000:8.2f} ms{goal}")
+    steps.step("timing import theseus (-X importtime)")
     ours, base = import_ms(max(5, args.reps // 2))
     print(f"  import theseus        {ours:8.2f} ms beyond numpy ({base:.1f} ms) (target <= 30 ms: "
           f"{'ok' if ours <= 30 else 'MISSED'})")

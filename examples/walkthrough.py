@@ -1,6 +1,7 @@
 """Seed 000's walkthrough (PaddleClas TheseusLayer) on every installed backend, side by side.
 
-Run:  python examples/walkthrough.py [--backend torch --backend paddle ...] [--tree]
+Run:  python examples/walkthrough.py [--backend torch --backend paddle ...] [--tree] [--quiet]
+(progress lines go to stderr when it is a terminal; the results to stdout)
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 import numpy as np
 
 import theseus
+from theseus._progress import Progress, add_quiet_arg
 
 STOP = "blocks[0].depthwise_conv.conv"
 RETURN = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]"]
@@ -79,12 +81,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", action="append", help="torch, paddle, mindspore (default: all installed)")
     ap.add_argument("--tree", action="store_true", help="also print the tree with output shapes")
+    add_quiet_arg(ap)
     args = ap.parse_args(argv)
     names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
     x = np.random.RandomState(0).standard_normal((2, 3, 224, 224)).astype(np.float32)
     results = {}
+    progress = Progress(len(names), quiet=args.quiet)
     for n in names:
-        print(f"... running the seed walkthrough on {n}", flush=True)
+        progress.step(f"{n}: the seed walkthrough")
         results[n] = walkthrough(n, x, args.tree and n == names[0])
     rows = list(next(iter(results.values())))
     print()

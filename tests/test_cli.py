@@ -97,8 +97,10 @@ def test_conformance_torch_seed(tmp_path):
     rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if line.strip()}
     assert rows["test_seed_identity_set_and_shape"] == ["pass"]
     assert rows["failed"] == ["0"] and rows["run"] == ["ok"]
-    assert "theseus: torch: running" in out.stderr and "theseus: torch: ok" in out.stderr
+    assert "[1/1] torch: running theseus_torch.conformance" in out.stderr and "theseus: torch: ok" in out.stderr
     assert (tmp_path / "torch.xml").is_file()
+    quiet = cli("conformance", "--backend", "torch", "-k", "seed_identity", "--quiet", cwd=tmp_path)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
 
 
 _JUNIT = """<?xml version="1.0" encoding="utf-8"?>

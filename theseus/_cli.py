@@ -295,7 +295,7 @@ def cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
         raise CLIError("the conformance suite is not installed: pip install theseus-surgery-conformance") from None
     try:
         return run_conformance(targets, keyword=args.keyword, pytest_args=args.pytest_args or [],
-                               junit_dir=args.junit_dir, out=out)
+                               junit_dir=args.junit_dir, out=out, quiet=args.quiet)
     except UsageError as err:
         raise CLIError(str(err)) from None
 
@@ -324,6 +324,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="also run a conformance module or file not declared by an installed backend (repeatable)")
     s.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest -k expression selecting scenarios")
     s.add_argument("--junit-dir", metavar="DIR", help="keep each backend's junit xml as DIR/<backend>.xml")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     s.add_argument("--pytest-args", nargs=argparse.REMAINDER, help="everything after this goes to pytest")
     s.set_defaults(func=cmd_conformance)
 

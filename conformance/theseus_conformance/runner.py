@@ -188,7 +188,7 @@ def _run_one(run: Run, path: str, junit: str, keyword: Optional[str], extra: Seq
 
 def run_conformance(targets: Sequence[tuple[str, str]], keyword: Optional[str] = None,
                     pytest_args: Sequence[str] = (), junit_dir: Optional[str] = None,
-                    out: TextIO = sys.stdout) -> int:
+                    out: TextIO = sys.stdout, quiet: bool = False) -> int:
     """Run each ``(backend name, module or .py file)`` in its own pytest subprocess, print the
     scenario x backend table on ``out``; 0 when every run completed without a failure.
 
@@ -197,7 +197,9 @@ def run_conformance(targets: Sequence[tuple[str, str]], keyword: Optional[str] =
         keyword: a pytest ``-k`` expression.
         pytest_args: more pytest arguments.
         junit_dir: keep the JUnit XML files there (default: a temporary folder).
-        out: where the table goes (progress goes to stderr).
+        out: where the table goes (progress goes to stderr: on a terminal a live count of
+            tests, else one line as each backend starts (``[1/3] torch: running ...``) and ends).
+        quiet: no progress lines (a run that breaks is still reported on stderr).
     """
     junit_dir_arg = junit_dir
     tty = sys.stderr.isatty()
@@ -205,6 +207,8 @@ def run_conformance(targets: Sequence[tuple[str, str]], keyword: Optional[str] =
     width = [0]
 
     def progress(msg: str, final: bool) -> None:
+        if quiet:
+            return
         with lock:
             if tty:
                 sys.stderr.write("\r" + msg.ljust(width[0]) + ("\n" if final else ""))
@@ -222,11 +226,12 @@ def run_conformance(targets: Sequence[tuple[str, str]], keyword: Optional[str] =
         junit_dir = tmp
     runs: list[Run] = []
     try:
-        for name, mod in targets:
+        for i, (name, mod) in enumerate(targets, 1):
             path = mod if mod.endswith(".py") and os.path.isfile(mod) else _module_file(mod)
             run = Run(name, mod)
             runs.append(run)
-            progress(f"theseus: {name}: running {mod}" + (f" ({path})" if path != mod else ""), True)
+            progress(f"[{i}/{len(targets)}] {name}: running {mod}" + (f" ({path})" if path != mod else "") + " ...",
+                     True)
             _run_one(run, path, os.path.join(junit_dir, f"{name}.xml"), keyword, list(pytest_args),
                      progress)
             status = "ERROR" if run.error else ("ok" if run.ok else "FAILED")
