@@ -19,6 +19,7 @@ Regenerate:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 
 import theseus
+from theseus import _features
+from theseus._backend import ContainerKind
 from theseus_conformance import peers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,9 +62,85 @@ def _alarm(seconds: float):
     signal.setitimer(signal.ITIMER_PROF, seconds)   # CPU seconds of this process
 
 
-def _ours(model: Any, size: int = 224) -> list:
-    info = theseus.features(model, input_shape=(1, 3, size, size)).feature_info
-    return [[f["channels"], f["reduction"], f["name"]] for f in info]
+# -- the probe record: what the stage rule reads, so the rule can be re-run without the model --
+
+def _record(model: Any, size: int) -> dict:
+    """One probe forward (theseus's own) and the module tree: ``{"kinds", "children", "ran"}``.
+
+    ``kinds[i]``/``children[i]`` describe layer ``i`` (0 is the root; a shared layer once);
+    ``ran[i] = [completion order, output shape]``. ``_replay`` runs theseus's stage rule on it.
+    """
+    backend = theseus.backend_of(model)
+    ran = _features._probe_all(backend, model, (1, 3, size, size))
+    index = {id(model): 0}
+    layers, kinds, children = [model], [], []
+    i = 0
+    while i < len(layers):
+        kids = []
+        for name, child in backend.children(layers[i]):
+            if id(child) not in index:
+                index[id(child)] = len(layers)
+                layers.append(child)
+            kids.append([name, index[id(child)]])
+        kinds.append(backend.container_kind(layers[i]).name)
+        children.append(kids)
+        i += 1
+    return {"kinds": kinds, "children": children, "size": size, "types": [type(x).__name__ for x in layers],
+            "ran": {str(index[k]): [o, list(s) if s is not None else None] for k, (o, s) in ran.items() if k in index}}
+
+
+class _Layer:
+    __slots__ = ("i",)
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+
+class _ReplayBackend:
+    """A recorded module tree read the way the stage rule reads a model (children, kinds)."""
+
+    def __init__(self, tree: dict) -> None:
+        self.layers = [_Layer(i) for i in range(len(tree["kinds"]))]
+        self.kinds = [ContainerKind[k] for k in tree["kinds"]]
+        self.kids = tree["children"]
+
+    def children(self, layer: _Layer) -> list:
+        return [(name, self.layers[j]) for name, j in self.kids[layer.i]]
+
+    def container_kind(self, layer: _Layer) -> ContainerKind:
+        return self.kinds[layer.i]
+
+
+def _replay(tree: dict) -> list:
+    """theseus's default stages on a recorded probe: ``[[channels, reduction, name], ...]``."""
+    rb = _ReplayBackend(tree)
+    ran = {id(rb.layers[int(i)]): (o, tuple(s) if s is not None else None) for i, (o, s) in tree["ran"].items()}
+    hw = (tree["size"], tree["size"])
+    stages, _ = _features._detect_from(rb, rb.layers[0], ran, hw)
+    return [[s.map.channels, s.map.reduction(hw), s.node.text] for s in stages]
+
+
+def _ours(entry: dict) -> tuple:
+    """(stages, error) of theseus's rule on an entry's recorded probe."""
+    tree = entry.get("tree")
+    if tree is None:
+        return [], entry.get("error", "")
+    try:
+        stages = _replay(tree)
+    except theseus.TheseusError as e:
+        return [], f"{type(e).__name__}: {str(e)[:160]}"
+    if not stages:
+        return [], "LayerNotFoundError: features: no stage found"
+    return stages, ""
+
+
+def _status(entry: dict) -> str:
+    if entry["status"] != "compared":
+        return entry["status"]
+    ours, err = _ours(entry)
+    if not entry.get("theirs"):
+        return "no peer metadata (theseus finds stages)" if ours else "no peer metadata, theseus finds no stage"
+    return "agree" if [x[:2] for x in ours] == [x[:2] for x in entry["theirs"]] else "disagree"
 
 
 def _reason(family: str, ours: list, theirs: list) -> str:
@@ -87,10 +166,16 @@ def _reason(family: str, ours: list, theirs: list) -> str:
     return "different stage sets (see both lists)"
 
 
+#: name parts of models far over the build limit, skipped without building (listed in the doc)
+_HUGE = ("giant", "gigantic", "huge", "xxlarge", "1b", "2b", "3b", "5b", "6b", "7b", "g14")
+
+
 def _timm_models(limit: int, per_family: bool) -> list:
+    import random
+
     import timm
 
-    names = [n for n in timm.list_models() if not any(t in n.split("_") for t in _HUGE)]
+    names = timm.list_models()
     if per_family:  # one model per timm model module (architecture family): the shortest name
         picked = []
         for module in timm.list_modules():
@@ -98,65 +183,88 @@ def _timm_models(limit: int, per_family: bool) -> list:
             if ms:
                 picked.append(min(ms, key=lambda n: (len(n), n)))
         names = sorted(picked)
+    else:  # a fixed shuffle: an unfinished run is a uniform sample, not the first families
+        random.Random(12).shuffle(names)
     return names[:limit] if limit else names
 
 
-#: name parts of models far over the build limit, skipped without building (listed in the doc)
-_HUGE = ("giant", "gigantic", "huge", "xxlarge", "1b", "2b", "3b", "5b", "6b", "7b", "g14")
+def _load(path: str) -> dict:
+    out: dict = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    e = json.loads(line)
+                    out[f"{e['peer']}:{e['model']}"] = e
+    return out
 
 
-def run_timm(cache: dict, limit: int, per_family: bool = False) -> None:
+def _save(path: str, entry: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    print(f"{entry['peer']:>10} {entry['model']:<45} {_status(entry)}", flush=True)
+
+
+def run_timm(cache: dict, path: str, limit: int, per_family: bool = False, budget_s: float = 0) -> None:
     peers.install()
     import timm
     import torch
 
     torch.set_num_threads(1)
+    t0 = time.time()
     for name in _timm_models(limit, per_family):
+        if budget_s and time.time() - t0 > budget_s:
+            print(f"time budget {budget_s:.0f} s reached", flush=True)
+            return
         key = f"timm:{name}"
         if key in cache:
             continue
         entry: dict = {"peer": "timm", "model": name, "family": name.split("_")[0]}
-        try:
-            _alarm(BUILD_LIMIT_S)
-            t = time.process_time()
-            model = timm.create_model(name, pretrained=False).eval()
-            signal.setitimer(signal.ITIMER_PROF, 0)
-            entry["build_cpu_s"] = round(time.process_time() - t, 2)
-            fi = getattr(model, "feature_info", None)
-            if not fi:
-                entry["status"] = "excluded: no feature_info"
-            else:
-                theirs = [[int(f["num_chs"]), int(f["reduction"]), str(f["module"])] for f in fi]
-                _alarm(60)
-                try:
-                    size, ours = 224, _ours(model, 224)
-                except theseus.TheseusError:
-                    raise
-                except Exception:  # a model with a fixed input size: probe at its own size
-                    size = int((getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1])
-                    ours = _ours(model, size)
-                signal.setitimer(signal.ITIMER_PROF, 0)
-                entry.update(theirs=theirs, ours=ours, size=size,
-                             status="agree" if [x[:2] for x in ours] == [x[:2] for x in theirs] else "disagree")
-        except _Timeout:
-            entry["status"] = f"excluded: build or probe over {BUILD_LIMIT_S:.0f} CPU s"
-        except theseus.TheseusError as e:
-            entry["status"] = "disagree"
-            entry["ours"], entry["error"] = [], f"{type(e).__name__}: {str(e)[:160]}"
-            entry.setdefault("theirs", [])
-        except Exception as e:  # the peer failed to build at 224 on CPU: not a theseus result
-            entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
-        finally:
-            signal.setitimer(signal.ITIMER_PROF, 0)
+        if any(t in name.split("_") for t in _HUGE):
+            entry["status"] = f"excluded: build over {BUILD_LIMIT_S:.0f} CPU s (giant/huge model, not built)"
+        else:
+            _run_timm_one(timm, name, entry)
         cache[key] = entry
-        yield_entry(entry)
+        _save(path, entry)
+        gc.collect()
 
 
-def yield_entry(entry: dict) -> None:
-    print(f"{entry['peer']:>10} {entry['model']:<45} {entry['status']}", flush=True)
+def _run_timm_one(timm, name: str, entry: dict) -> None:
+    try:
+        _alarm(BUILD_LIMIT_S)
+        t = time.process_time()
+        model = timm.create_model(name, pretrained=False).eval()
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        entry["build_cpu_s"] = round(time.process_time() - t, 2)
+        fi = getattr(model, "feature_info", None)
+        if not fi:
+            entry["status"] = "excluded: no feature_info (no features_only)"
+            return
+        entry["theirs"] = [[int(f["num_chs"]), int(f["reduction"]), str(f["module"])] for f in fi]
+        _alarm(120)
+        try:
+            entry["tree"] = _record(model, 224)
+        except theseus.TheseusError:  # a model with a fixed input size: probe at its own size
+            size = int((getattr(model, "pretrained_cfg", None) or {}).get("input_size", (3, 224, 224))[-1])
+            if size == 224:
+                raise
+            entry["tree"] = _record(model, size)
+        entry["status"] = "compared"
+    except _Timeout:
+        entry["status"] = f"excluded: build over {BUILD_LIMIT_S:.0f} CPU s" if "build_cpu_s" not in entry \
+            else "excluded: probe forward over 120 CPU s"
+        entry.pop("theirs", None)
+    except theseus.TheseusError as e:
+        entry["status"] = "compared"
+        entry["error"] = f"{type(e).__name__}: {str(e)[:160]}"
+    except Exception as e:  # the peer failed to build or run at 224 on CPU: not a theseus result
+        entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
+        entry.pop("theirs", None)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
 
 
-def run_ppcls(cache: dict) -> None:
+def run_ppcls(cache: dict, path: str) -> None:
     peers.install()
     import importlib
     import pkgutil
@@ -179,19 +287,20 @@ def run_ppcls(cache: dict) -> None:
                 net = getattr(mod, fn_name)(pretrained=False)
                 net.eval()
                 shapes = _probe_shapes(net, patterns[arch])
-                signal.setitimer(signal.ITIMER_PROF, 0)
-                theirs = [[s[1], 224 // s[-1], p] for p, s in zip(patterns[arch], shapes)]
-                ours = _ours(net)
-                entry.update(theirs=theirs, ours=ours, size=224,
-                             status="agree" if [x[:2] for x in ours] == [x[:2] for x in theirs] else "disagree")
+                entry["theirs"] = [[s[1], 224 // s[-1], p] for p, s in zip(patterns[arch], shapes)]
+                entry["tree"] = _record(net, 224)
+                entry["status"] = "compared"
             except _Timeout:
                 entry["status"] = "excluded: build or probe over 60 CPU s"
+            except theseus.TheseusError as e:
+                entry.update(status="compared", error=f"{type(e).__name__}: {str(e)[:160]}")
             except Exception as e:
                 entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
             cache[key] = entry
-            yield_entry(entry)
+            _save(path, entry)
+            gc.collect()
 
 
 def _probe_shapes(net: Any, patterns: list) -> list:
@@ -208,7 +317,7 @@ def _probe_shapes(net: Any, patterns: list) -> list:
     return [shapes[d] for d in layers]
 
 
-def run_mindcv(cache: dict, limit: int, per_family: bool = False) -> None:
+def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False) -> None:
     peers.install()
     import mindcv
 
@@ -229,71 +338,74 @@ def run_mindcv(cache: dict, limit: int, per_family: bool = False) -> None:
             signal.setitimer(signal.ITIMER_PROF, 0)
             net.set_train(False)
             fi = getattr(net, "feature_info", None)
+            if fi:
+                entry["theirs"] = [[int(f["chs"]), int(f["reduction"]), str(f["name"])] for f in fi]
             _alarm(120)
-            ours = _ours(net)
-            signal.setitimer(signal.ITIMER_PROF, 0)
-            if not fi:
-                entry.update(ours=ours, status="no peer metadata (theseus finds stages)" if ours else "disagree")
-            else:
-                theirs = [[int(f["chs"]), int(f["reduction"]), str(f["name"])] for f in fi]
-                entry.update(theirs=theirs, ours=ours, size=224,
-                             status="agree" if [x[:2] for x in ours] == [x[:2] for x in theirs] else "disagree")
+            entry["tree"] = _record(net, 224)
+            entry["status"] = "compared"
         except _Timeout:
             entry["status"] = f"excluded: build or probe over {BUILD_LIMIT_S:.0f} CPU s"
         except theseus.TheseusError as e:
-            entry.update(status="disagree", ours=[], theirs=[], error=f"{type(e).__name__}: {str(e)[:160]}")
+            entry.update(status="compared", error=f"{type(e).__name__}: {str(e)[:160]}")
         except Exception as e:
             entry["status"] = f"excluded: peer failed ({type(e).__name__}: {str(e)[:80]})"
         finally:
             signal.setitimer(signal.ITIMER_PROF, 0)
         cache[key] = entry
-        yield_entry(entry)
+        _save(path, entry)
+        gc.collect()
 
 
 def _fmt(stages: list) -> str:
     return " ".join(f"{c}/{r}" for c, r, _ in stages) or "-"
 
 
-def write_doc(cache: dict, command: str) -> str:
+def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
     lines = ["# Stage agreement with the peers", "",
-             "Generated by `benchmarks/stage_agreement.py` (not run in CI: tens of minutes). Regenerate with:", "",
+             "Generated by `benchmarks/stage_agreement.py` (not run in CI: hours on 2 cores). Regenerate with:", "",
              f"    {command}", "",
-             "timm models whose names mark them giant/huge/xxlarge/1b+ are not built (far over the 10 s "
-             "build limit). Stages compared on (channels, reduction) of every stage, theseus's default detection "
-             "(`theseus.features(model)`, probe 224x224, random init) against the peer's own metadata. "
-             "The rule theseus follows is in `theseus/_features.py` and README \"Stage conventions\". "
-             "Each disagreement names its reason: a theseus limitation, or the peer's convention with the tap a "
-             "detector wants.", ""]
+             "The per-model records (the peer's metadata and theseus's probe: module tree and output shapes) are "
+             "cached in `benchmarks/.stage_agreement/<peer>.jsonl`; an interrupted run resumes, and "
+             "`--write-only` re-runs theseus's stage rule (`theseus._features._detect_from`, the code "
+             "`theseus.features` runs) on the records without building any model.", "",
+             "Stages are compared on (channels, reduction) of every stage, in order: theseus's default detection "
+             "(probe 224x224 zeros, random init) against the peer's own metadata. The rule theseus follows is in "
+             "`theseus/_features.py` and README \"Stage conventions\". Each disagreement names its reason: a "
+             "theseus limitation, or the peer's convention with the tap a detector wants.", ""]
     for peer in ("timm", "paddleclas", "mindcv"):
         rows = [e for e in cache.values() if e["peer"] == peer]
         if not rows:
             continue
-        compared = [e for e in rows if e["status"] in ("agree", "disagree")]
-        agree = [e for e in compared if e["status"] == "agree"]
-        excluded = [e for e in rows if e["status"].startswith("excluded")]
+        st = {id(e): _status(e) for e in rows}
+        compared = [e for e in rows if st[id(e)] in ("agree", "disagree")]
+        agree = [e for e in compared if st[id(e)] == "agree"]
+        excluded = [e for e in rows if st[id(e)].startswith("excluded")]
         other = [e for e in rows if e not in compared and e not in excluded]
         pct = 100.0 * len(agree) / len(compared) if compared else 0.0
-        lines += [f"## {peer}", "",
-                  f"Target (issue 12): >= 90 % agree. This run: {pct:.1f} % "
-                  f"({'met' if pct >= 90 else 'NOT met'}).", "",
+        lines += [f"## {peer}", ""]
+        if todo and todo.get(peer):
+            lines += [f"**Partial run:** {len(rows)} of {len(rows) + todo[peer]} models run; {todo[peer]} not run yet "
+                      "(the command above resumes).", ""]
+        lines += [f"Target (issue 12): >= 90 % agree. This run: {pct:.1f} % ({'met' if pct >= 90 else 'NOT met'}).", "",
                   f"Compared: {len(compared)} models; agree: {len(agree)} ({pct:.1f} %); "
                   f"excluded: {len(excluded)} (no metadata, over the build limit, or the peer failed on CPU)"
-                  + (f"; without peer metadata, stages found by theseus: {len(other)}" if other else "") + ".", ""]
-        dis = sorted((e for e in compared if e["status"] == "disagree"), key=lambda e: e["model"])
+                  + (f"; without peer metadata: {len(other)}" if other else "") + ".", ""]
+        dis = sorted((e for e in compared if st[id(e)] == "disagree"), key=lambda e: e["model"])
         if dis:
             lines += ["| model | theseus (ch/red) | peer (ch/red) | reason |", "|---|---|---|---|"]
             for e in dis:
-                why = e.get("error") or _reason(e["family"], e["ours"], e["theirs"])
-                lines.append(f"| {e['model']} | {_fmt(e['ours'])} | {_fmt(e['theirs'])} | {why} |")
+                ours, err = _ours(e)
+                why = err or _reason(e["family"], ours, e["theirs"])
+                lines.append(f"| {e['model']} | {_fmt(ours)} | {_fmt(e['theirs'])} | {why} |".replace("\n", " "))
             lines.append("")
         if other:
-            lines += ["Without peer metadata: " + ", ".join(f"{e['model']} ({_fmt(e['ours'])})"
-                                                        for e in sorted(other, key=lambda e: e["model"])), ""]
+            lines += ["Without peer metadata (theseus's stages): " + ", ".join(
+                f"{e['model']} ({_fmt(_ours(e)[0])})" for e in sorted(other, key=lambda e: e["model"])), ""]
         by_reason: dict = {}
         for e in excluded:
-            by_reason.setdefault(e["status"].split(" (")[0], []).append(e["model"])
+            by_reason.setdefault(st[id(e)].split(" (")[0], []).append(e["model"])
         for why, models in sorted(by_reason.items()):
-            lines += [f"Excluded ({why}): {len(models)}.", ""]
+            lines += [f"Excluded ({why}): {len(models)}: " + ", ".join(sorted(models)) + ".", ""]
     text = "\n".join(lines)
     os.makedirs(os.path.dirname(DOC), exist_ok=True)
     with open(DOC, "w") as f:
@@ -301,32 +413,43 @@ def write_doc(cache: dict, command: str) -> str:
     return text
 
 
+def _todo(cache: dict, peers_: list, limit: int, per_family: bool) -> dict:
+    out = {}
+    if "timm" in peers_:
+        peers.install()
+        out["timm"] = sum(f"timm:{n}" not in cache for n in _timm_models(limit, per_family))
+    return out
+
+
 def main(argv: list | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peers", default="timm,paddleclas,mindcv")
     ap.add_argument("--limit", type=int, default=0, help="first N models per peer (0: all)")
-    ap.add_argument("--cache", default=os.path.join(HERE, ".stage_agreement.json"), help="per-model results (git-ignored)")
+    ap.add_argument("--cache", default=os.path.join(HERE, ".stage_agreement"),
+                    help="directory of per-model records, one <peer>.jsonl each (git-ignored)")
     ap.add_argument("--per-family", action="store_true",
                     help="timm: one model per model module (the shortest name) instead of every model")
-    ap.add_argument("--write-only", action="store_true", help="rewrite the doc from the cache")
+    ap.add_argument("--budget", type=float, default=0, help="timm: stop starting models after this many seconds")
+    ap.add_argument("--write-only", action="store_true", help="rewrite the doc from the records (no model built)")
     args = ap.parse_args(argv)
-    cache = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
+    os.makedirs(args.cache, exist_ok=True)
+    files = {p: os.path.join(args.cache, f"{p}.jsonl") for p in ("timm", "paddleclas", "mindcv")}
+    cache: dict = {}
+    for f in files.values():
+        cache.update(_load(f))
     wanted = args.peers.split(",")
-    try:
-        if not args.write_only:
-            # mindspore before paddle (oneDNN), torch any time
-            if "mindcv" in wanted:
-                run_mindcv(cache, args.limit, args.per_family)
-            if "paddleclas" in wanted:
-                run_ppcls(cache)
-            if "timm" in wanted:
-                run_timm(cache, args.limit, args.per_family)
-    finally:
-        with open(args.cache, "w") as f:
-            json.dump(cache, f)
-    cmd = ("python benchmarks/stage_agreement.py" + (f" --peers {args.peers}" if args.peers != ap.get_default("peers") else "")
-           + (" --per-family" if args.per_family else "") + (f" --limit {args.limit}" if args.limit else ""))
-    print(write_doc(cache, cmd).split("## ", 1)[-1][:2000])
+    if not args.write_only:
+        # mindspore before paddle (oneDNN), torch any time
+        if "mindcv" in wanted:
+            run_mindcv(cache, files["mindcv"], args.limit, args.per_family)
+        if "paddleclas" in wanted:
+            run_ppcls(cache, files["paddleclas"])
+        if "timm" in wanted:
+            run_timm(cache, files["timm"], args.limit, args.per_family, args.budget)
+    cmd = ("python benchmarks/stage_agreement.py" + (" --per-family" if args.per_family else "")
+           + (f" --limit {args.limit}" if args.limit else ""))
+    text = write_doc(cache, cmd, _todo(cache, wanted, args.limit, args.per_family))
+    print(text.split("## ", 1)[-1][:2000])
     return 0
 
 

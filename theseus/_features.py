@@ -235,7 +235,12 @@ def _open_stems(backend: Backend, maps: list, ran: dict, hw: tuple) -> list:
 
 def _detect(backend: Backend, model: Any, input_shape: Sequence[int]) -> tuple[list[_Stage], list[_Probed]]:
     ran = _probe_all(backend, model, input_shape)
-    hw = (int(input_shape[-2]), int(input_shape[-1]))
+    return _detect_from(backend, model, ran, (int(input_shape[-2]), int(input_shape[-1])))
+
+
+def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[list[_Stage], list[_Probed]]:
+    """The stage rule on a probe's record ``ran`` (``{id(layer): (order, shape)}``); it reads
+    the model only through ``backend.children`` and ``backend.container_kind``."""
     blocks = [b for b in _blocks(backend, model, ran)]
     maps = list(zip(blocks, _read_maps([b.shape for b in blocks], hw)))
     maps = _open_stems(backend, [(b, m) for b, m in maps if m is not None], ran, hw)
