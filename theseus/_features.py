@@ -8,17 +8,28 @@ The stage rule (written once, for every backend), from one probe forward on zero
    (a list) or when all its children have children of their own (a container of blocks).
    A Sequential of plain layers (``conv, norm, act`` or ``norm, conv``) is ONE block, so a
    layer inside the next block (the LayerNorm that opens a ConvNeXt downsampling block) is
-   never a stage. Blocks reached by opening a container are the *body*. A block outside the
-   body that reduces the resolution by more than one step (a stem going /1 -> /2 -> /4
-   inside one module) is opened: its last layer at each finer resolution is a block too.
+   never a stage. Blocks reached by opening a container are the *body*. When the root has
+   no container of blocks, a plain layer wrapping one (a ViT's ``encoder`` holding
+   ``blocks``) is opened down to it.
+   a. *Inside a stem.* A body block nested in a container whose own output is at a coarser
+      resolution, when the body goes on at that resolution after the container (a stem of
+      blocks /2 -> /4 before the /4 stage), is internal to that container, not a stage.
+   b. *A stem layer.* A block outside the body is never opened when the body goes on at its
+      output resolution (a deep stem /1 -> /2 -> /4: its /2 layer is inside it); a
+      top-level layer at /2 (ResNet's ``act1``) is a block like any other.
+   c. *A trunk.* A block outside the body that reduces by more than one step and after which
+      no body block runs at its resolution (DenseNet's or VGG's whole ``features``) is
+      opened: its last layer at each finer resolution is a block too.
 2. **Maps.** A block's output is a feature map when it is ``(B, C, H, W)``, ``(B, H, W, C)``
    (channels-last, told apart by the probe's spatial size) or a ``(B, N, C)`` token
    sequence whose ``N`` is a grid of the input plus up to 16 prefix (class/register) tokens.
-   Globally pooled (1x1) outputs are not maps.
-3. **Stages.** The output of the last block of each resolution. Blocks that follow the last
-   body block at its resolution (a head/expansion conv, a final norm) are the head, not a
-   stage. When every body block has the same resolution (isotropic models: ViT, MLP-Mixer),
-   every body block is a stage (timm's convention).
+   Globally pooled (1x1) outputs are not maps. A grid need not divide the input (convs
+   without padding: 224 -> 111 -> 54 -> 25): its reduction is the nominal stride, chained
+   step by step from the map before it (111 -> 54 is x2, a ceil-mode 7 -> 4 is x2).
+3. **Stages.** The output of the last block of each resolution (reduction). Blocks that
+   follow the last body block at its resolution (a head/expansion conv, a final norm) are
+   the head, not a stage. When every body block has the same resolution (isotropic models:
+   ViT, MLP-Mixer), every body block is a stage (timm's convention).
 4. **Names.** A stage that is the last child of a Sequential that ran is named by that
    container (``layer1`` rather than ``layer1[2]``: same tensor).
 
@@ -70,9 +81,17 @@ class _Map:
     channels: int
     grid: tuple            # (h, w)
     prefix: int = 0        # tokens before the grid (class/register tokens)
+    stride: int = 0        # nominal stride of a grid that does not divide the input (0: exact)
 
     def reduction(self, input_hw: tuple) -> int:
-        return int(round(input_hw[0] / self.grid[0]))
+        """The input's size over the grid's. A grid that does not divide the input (convs
+        without padding: 224 -> 111 -> 54 -> 25 ...) has a nominal stride: the one chained
+        from the maps before it (``_read_maps``), else the nearest power of two."""
+        if self.stride:
+            return self.stride
+        if input_hw[0] % self.grid[0] == 0:
+            return input_hw[0] // self.grid[0]
+        return 1 << max(0, int(round(np.log2(input_hw[0] / self.grid[0]))))
 
 
 def _as_map(shape: Optional[tuple], input_hw: tuple, prefer: str = "NCHW") -> Optional[_Map]:
@@ -85,6 +104,8 @@ def _as_map(shape: Optional[tuple], input_hw: tuple, prefer: str = "NCHW") -> Op
         _, a, b, c = shape
         nchw = b >= 1 and c >= 1 and H % b == 0 and W % c == 0 and H // b == W // c and (b, c) != (1, 1)
         nhwc = a >= 1 and b >= 1 and H % a == 0 and W % b == 0 and H // a == W // b and (a, b) != (1, 1)
+        if not (nchw or nhwc):  # no exact grid: a grid of unpadded convs (inception's 111, 54, 25...)
+            nchw, nhwc = _near_grid(b, c, H, W), _near_grid(a, b, H, W)
         if nchw and not (nhwc and prefer == "NHWC"):
             return _Map("NCHW", int(a), (int(b), int(c)))
         if nhwc:
@@ -103,6 +124,13 @@ def _as_map(shape: Optional[tuple], input_hw: tuple, prefer: str = "NCHW") -> Op
     return None
 
 
+def _near_grid(h: int, w: int, H: int, W: int) -> bool:
+    """A ``(h, w)`` grid smaller than the input that is not an exact fraction of it, but whose
+    two strides agree within 10 % (the sizes left by convs and pools without padding)."""
+    if not (1 <= h < H and 1 <= w < W) or (h, w) == (1, 1):
+        return False
+    rh, rw = H / h, W / w
+    return abs(rh - rw) <= 0.1 * max(rh, rw) and rh >= 1.5
 def _ambiguous(shape: Optional[tuple], input_hw: tuple) -> bool:
     return (shape is not None and len(shape) == 4 and _as_map(shape, input_hw, "NCHW") is not None
             and _as_map(shape, input_hw, "NHWC") is not None
@@ -120,6 +148,15 @@ def _read_maps(shapes: list, input_hw: tuple) -> list:
             continue
         near = [m for m in plain[i + 1:] + plain[:i][::-1] if m is not None and m.layout != "tokens"]
         out.append(_as_map(s, input_hw, near[0].layout if near else "NCHW"))
+    H = input_hw[0]
+    for i, m in enumerate(out):  # nominal strides, step by step: 224 -> 111 is /2, 7 -> 4 (ceil) is x2
+        if m is None:
+            continue
+        finer = [p for p in out[:i] if p is not None and p.grid[0] >= m.grid[0]]
+        near = min(finer, key=lambda p: p.grid[0]) if finer else None
+        g, r = (near.grid[0], near.reduction(input_hw)) if near else (H, 1)
+        if H % m.grid[0] or g % m.grid[0]:
+            m.stride = r * max(1, int(round(g / m.grid[0])))
     return out
 
 
@@ -169,21 +206,38 @@ def _probe_all(backend: Backend, model: Any, input_shape: Sequence[int]) -> dict
 
 def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
     """Rule 1: the blocks, in completion order."""
-    out: list[_Probed] = []
-
-    def visit(node: Node, body: bool) -> None:
+    def visit(node: Node, body: bool, deep: bool, out: list) -> None:
         for k in children_of(backend, node):
             kids = children_of(backend, k)
             if kids and backend.container_kind(k.layer) is ContainerKind.SEQUENCE and (
                     id(k.layer) not in ran or all(_is_composite(backend, c) for c in kids)):
-                visit(k, True)
+                visit(k, True, False, out)
+            elif deep and kids and _holds_body(backend, k, ran):
+                visit(k, body, True, out)
             elif id(k.layer) in ran:
                 order, shape = ran[id(k.layer)]
                 out.append(_Probed(k, shape, order, body))
 
-    visit(root_node(model), False)
+    out: list[_Probed] = []
+    visit(root_node(model), False, False, out)
+    if not any(p.body for p in out):  # no container of blocks at the top: open the wrapper holding one
+        out = []
+        visit(root_node(model), False, True, out)
     out.sort(key=lambda p: p.order)
     return out
+
+
+def _holds_body(backend: Backend, node: Node, ran: dict) -> bool:
+    """Whether a plain layer wraps the body: one of its descendants (through plain layers) is
+    a sequence container of composite blocks (a ViT ``encoder`` holding ``blocks``)."""
+    for k in children_of(backend, node):
+        kids = children_of(backend, k)
+        if kids and backend.container_kind(k.layer) is ContainerKind.SEQUENCE:
+            if all(_is_composite(backend, c) for c in kids) and any(id(c.layer) in ran for c in kids):
+                return True
+        elif kids and _holds_body(backend, k, ran):
+            return True
+    return False
 
 
 def _lifted(backend: Backend, node: Node, ran: dict) -> Node:
@@ -206,15 +260,40 @@ class _Stage:
     body: bool
 
 
-def _open_stems(backend: Backend, maps: list, ran: dict, hw: tuple) -> list:
-    """Rule 1b: a block that is not in the body and reduces the resolution by more than one
-    step (a stem going /1 -> /2 -> /4 inside one module) is opened: the last of its layers
-    at each finer resolution becomes a candidate too (a ResNet-D deep stem's /2 output)."""
+def _internal(maps: list, ran: dict, hw: tuple) -> set:
+    """Rule 1b: ids of body blocks nested in a container (a stem) whose own output is at a
+    coarser resolution while the body goes on at that resolution after it: fastvit's
+    ``stem[0]`` at /2 inside a stem going /2 -> /4 before the /4 stage. Those are internal to
+    the container, not stages. The body container itself (MobileNet's ``blocks``, after which
+    only the head follows) keeps its blocks."""
+    body = [(b, m) for b, m in maps if b.body]
+    out: set = set()
+    for b, m in body:
+        node = b.node.parent
+        while node is not None and node.parent is not None:
+            shape = ran.get(id(node.layer), (None, None))[1]
+            outer = _as_map(shape, hw)
+            if outer is not None and outer.layout == m.layout and outer.reduction(hw) > m.reduction(hw):
+                end = ran[id(node.layer)][0]
+                if any(o.order > end and om.reduction(hw) == outer.reduction(hw) for o, om in body):
+                    out.add(id(b.node.layer))
+                    break
+            node = node.parent
+    return out
+
+
+def _open_trunks(backend: Backend, maps: list, ran: dict, hw: tuple) -> list:
+    """Rule 1c: a block outside the body that reduces the resolution by more than one step and
+    after which no body block runs at its output resolution (the whole trunk as one module:
+    DenseNet's or VGG's ``features``) is opened: the last of its layers at each finer
+    resolution is a block too. A stem that the body continues at its output resolution
+    (ResNet-D's deep stem, a /2 -> /4 stem before the /4 stage) is not opened (rule 1b)."""
     out: list = []
     prev = 1
     for b, m in maps:
         red = m.reduction(hw)
-        if not b.body and red > 2 * prev and m.layout != "tokens":
+        if (not b.body and red > 2 * prev and m.layout != "tokens"
+                and not any(o.order > b.order and om.reduction(hw) == red for o, om in maps if o.body)):
             inner: list = []
 
             def visit(node: Node) -> None:
@@ -225,9 +304,8 @@ def _open_stems(backend: Backend, maps: list, ran: dict, hw: tuple) -> list:
 
             visit(b.node)
             inner.sort(key=lambda p: p.order)
-            found = [(p, im) for p, im in zip(inner, _read_maps([p.shape for p in inner], hw))
-                     if im is not None and prev < im.reduction(hw) < red]
-            out += found
+            out += [(p, im) for p, im in zip(inner, _read_maps([p.shape for p in inner], hw))
+                    if im is not None and prev < im.reduction(hw) < red]
         out.append((b, m))
         prev = max(prev, red)
     return out
@@ -243,18 +321,20 @@ def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[li
     the model only through ``backend.children`` and ``backend.container_kind``."""
     blocks = [b for b in _blocks(backend, model, ran)]
     maps = list(zip(blocks, _read_maps([b.shape for b in blocks], hw)))
-    maps = _open_stems(backend, [(b, m) for b, m in maps if m is not None], ran, hw)
+    maps = [(b, m) for b, m in maps if m is not None]
+    inner = _internal(maps, ran, hw)
+    maps = _open_trunks(backend, [(b, m) for b, m in maps if id(b.node.layer) not in inner], ran, hw)
     body = [(b, m) for b, m in maps if b.body]
     if body:  # rule 3: the head is what follows the last body block at its resolution
         last_b, last_m = body[-1]
-        maps = [(b, m) for b, m in maps if b.order <= last_b.order or m.grid != last_m.grid]
+        maps = [(b, m) for b, m in maps if b.order <= last_b.order or m.reduction(hw) != last_m.reduction(hw)]
     stages: list[_Stage] = []
-    if body and len({m.grid for _, m in body}) == 1 and len(body) > 1:
+    if body and len({m.reduction(hw) for _, m in body}) == 1 and len(body) > 1:
         stages = [_Stage(b.node, m, b.order, True) for b, m in body]
     else:
         for i, (b, m) in enumerate(maps):
             nxt = maps[i + 1][1] if i + 1 < len(maps) else None
-            if nxt is None or nxt.grid != m.grid:
+            if nxt is None or nxt.reduction(hw) != m.reduction(hw):
                 stages.append(_Stage(b.node, m, b.order, b.body))
         for s in stages:  # rule 4 (not in isotropic bodies: blocks[0..10] and then "blocks" would mislead)
             s.node = _lifted(backend, s.node, ran)

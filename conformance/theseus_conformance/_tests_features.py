@@ -139,6 +139,17 @@ class BaseFeaturesTests(Gated):
         inputs = [_x((1, 3, 16, 16), seed=i) for i in range(8)]
         assert from_threads(lambda x: run(feat, x), inputs, calls=50) == []
 
+    @pytest.mark.parametrize("case", sorted(spec.STAGE_RULE))
+    def test_stage_rule(self, build, backend, run, case):
+        """The written stage rule on one structure per clause (README "Stage conventions")."""
+        structure, expected = spec.STAGE_RULE[case]
+        model = build(structure)
+        set_eval(backend, model)
+        feat = theseus.features(model, input_shape=(1, 3, 32, 32))
+        assert [(f["name"], f["channels"], f["reduction"]) for f in feat.feature_info] == expected
+        outs = run(feat, _x((2, 3, 32, 32)))
+        assert [o.shape[:2] for o in outs] == [(2, c) for _, c, _ in expected]
+
     def test_explicit_stages(self, build):
         model = build(spec.RESNETISH)
         feat = theseus.features(model, stages=["stem", "layer1", "layer2"], input_shape=(1, 3, 16, 16))

@@ -49,7 +49,7 @@ def builder(table: Mapping[str, Callable[..., Any]]) -> Callable[[list], Any]:
 
     return build
 
-__all__ = ["NESTED", "NESTED_DESCRIPTORS", "NAMED_SEQ", "RESNETISH", "builder", "conv"]
+__all__ = ["NESTED", "NESTED_DESCRIPTORS", "NAMED_SEQ", "RESNETISH", "STAGE_RULE", "builder", "conv"]
 
 
 def conv(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, bias: bool = True) -> list:
@@ -91,3 +91,51 @@ RESNETISH = ["chain", [
     ["flatten", ["flatten"]],
     ["fc", ["linear", 16, 10]],
 ]]
+
+
+def _cbr(cin: int, cout: int, stride: int = 1) -> list:
+    return ["seq", [conv(cin, cout, stride=stride), ["relu"]]]
+
+
+def _head(c: int) -> list:
+    return [["pool", ["pool"]], ["flatten", ["flatten"]], ["fc", ["linear", c, 10]]]
+
+
+#: Models for the stage rule (theseus/_features.py), input (N, 3, 32, 32); each with the
+#: stages ``features`` must find: ``(name, channels, reduction)``.
+STAGE_RULE = {
+    # a stem of blocks going /2 -> /4 before a /4 stage (timm fastvit, PaddleClas ResNet-vd's
+    # stem of ConvBNLayers): its /2 block is internal to the stem, not a stage
+    "stem_of_blocks": (["chain", [
+        ["stem", ["seq", [_cbr(3, 4, 2), _cbr(4, 4, 2)]]],
+        ["stages", ["seq", [_cbr(4, 8), _cbr(8, 16, 2)]]],
+    ] + _head(16)], [("stages[0]", 8, 4), ("stages[1]", 16, 8)]),
+    # a deep stem of plain layers /1 -> /2 -> /4 before the body (efficientformer, repvit,
+    # mambaout): not opened, its /2 layer is inside the stem
+    "deep_stem": (["chain", [
+        ["stem", ["chain", [["conv1", conv(3, 4, stride=2)], ["act1", ["relu"]], ["conv2", conv(4, 8, stride=2)]]]],
+        ["stages", ["seq", [_cbr(8, 8), _cbr(8, 16, 2)]]],
+    ] + _head(16)], [("stages[0]", 8, 4), ("stages[1]", 16, 8)]),
+    # a top-level stem layer at /2 (ResNet's act1) stays a stage
+    "top_level_stem": (["chain", [
+        ["conv1", conv(3, 4, stride=2)], ["act1", ["relu"]],
+        ["stages", ["seq", [_cbr(4, 8, 2), _cbr(8, 16, 2)]]],
+    ] + _head(16)], [("act1", 4, 2), ("stages[0]", 8, 4), ("stages[1]", 16, 8)]),
+    # the whole trunk as one Sequential of plain layers (DenseNet's / VGG's ``features``)
+    "trunk": (["chain", [
+        ["features", ["seq", [conv(3, 4, stride=2), ["relu"], conv(4, 8, stride=2), ["relu"],
+                              conv(8, 16, stride=2), ["relu"]]]],
+    ] + _head(16)], [("features[1]", 4, 2), ("features[3]", 8, 4), ("features", 16, 8)]),
+    # the body inside a plain wrapper (timm qwen3/gemma4/deepseek ViTs: ``encoder.blocks``):
+    # isotropic, every block is a stage
+    "wrapped_body": (["chain", [
+        ["patch", ["conv", 3, 8, 4, 4, 0, 1, True]],
+        ["encoder", ["chain", [["blocks", ["list", [_block(8), _block(8), _block(8)]]]]]],
+    ] + _head(8)], [("encoder.blocks[0]", 8, 4), ("encoder.blocks[1]", 8, 4), ("encoder.blocks[2]", 8, 4)]),
+    # convolutions without padding: 32 -> 15 -> 13 -> 6 -> 3 (inception's 224 -> 111 -> 109
+    # -> 54 ...): nominal strides 2, 2, 4, 8 (chained step by step), last of each resolution
+    "unpadded": (["chain", [
+        ["a", ["conv", 3, 4, 3, 2, 0, 1, True]], ["b", ["conv", 4, 4, 3, 1, 0, 1, True]],
+        ["c", ["conv", 4, 8, 3, 2, 0, 1, True]], ["d", ["conv", 8, 16, 2, 2, 0, 1, True]],
+    ] + _head(16)], [("b", 4, 2), ("c", 8, 4), ("d", 16, 8)]),
+}

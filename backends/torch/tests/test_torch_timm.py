@@ -73,3 +73,30 @@ def test_convnext_stages_are_stage_outputs(convnext):
         h.remove()
     assert all(torch.equal(a, b) for a, b in zip(outs, seen))
     assert np.isfinite(outs[-1].numpy()).all()
+
+
+#: Real models for each clause of the stage rule: (timm name, kwargs, probe size, stage names).
+#: Channels and reductions must equal timm's own feature_info.
+STAGE_RULE_MODELS = [
+    # a stem of blocks /2 -> /4 before the /4 stage: its /2 block is internal (was a stage)
+    ("fastvit_t8", {}, 64, ["stages[0]", "stages[1]", "stages[2]", "stages[3]"]),
+    # a deep stem of plain layers: stem.act1 (/2) is inside the stem (was a stage)
+    ("repvit_m1", {}, 64, ["stages[0]", "stages[1]", "stages[2]", "stages[3]"]),
+    ("hgnet_tiny", {}, 64, ["stages[0]", "stages[1]", "stages[2]", "stages[3]"]),
+    # unpadded convs, 224 -> 111 -> 109 -> 54 -> 52 -> 25 -> 12 -> 5: no stage was found
+    ("inception_v3", {}, 224, ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"]),
+    # the body inside a plain wrapper (encoder.blocks): one stage ("encoder") was found
+    ("qwen3_vit_88m", {"depth": 2, "img_size": 64}, 64, ["encoder.blocks[0]", "encoder.blocks[1]"]),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,size,names", STAGE_RULE_MODELS, ids=[m[0] for m in STAGE_RULE_MODELS])
+def test_stage_rule_on_timm_models(name, kwargs, size, names):
+    torch.manual_seed(0)
+    model = timm.create_model(name, **kwargs).eval()
+    feat = theseus.features(model, input_shape=(1, 3, size, size))
+    assert feat.feature_info.names() == names
+    assert [(f["channels"], f["reduction"]) for f in feat.feature_info] == _timm_info(model)
+    with torch.no_grad():
+        outs = feat(torch.zeros(1, 3, size, size))
+    assert [o.shape[1] for o in outs] == feat.feature_info.channels()
