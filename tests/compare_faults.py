@@ -4,16 +4,18 @@ applied to a live destination model of any of the three frameworks and undone af
 Kinds (each names the layer it breaks):
     swap_channels  two output channels of one conv exchanged (weight rows; mean-preserving)
     swap_stats     a BatchNorm's running mean and variance exchanged
-    transpose      a square 1x1 conv (or square Linear) weight transposed
+    transpose      a square conv weight ([out, in, k, k] read as [in, out, k, k]; 1x1 or not) or
+                   a square Linear weight transposed
     eps            a norm layer's eps 1e-5 -> 1e-3
     relu6          one ReLU replaced by ReLU6
-    padding        one stride-2 conv padded TF-'same' (bottom/right) instead of symmetrically,
-                   in both spatial dims or only one
+    padding        one stride-2 conv (kernel > 1) padded TF-'same' (one pixel less on the
+                   top/left, one more on the bottom/right, as TF does for an even input)
+                   instead of symmetrically, in both spatial dims or only one
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -37,6 +39,16 @@ class Framework:
     def bn(self, channels: int, eps: float) -> Any: ...
     def pad_tf_same(self, conv: Any, dims: str) -> Callable[[], None]: ...
     def conv_stride(self, conv: Any) -> int: ...
+
+    def pads(self, conv: Any, dims: str) -> list:
+        """[left, right, top, bottom] of a TF-'same' stride-2 conv of kernel k on an even input
+        (total k - 2, the extra pixel at the end) in ``dims``, symmetric (k - 1) // 2 elsewhere."""
+        k = int(self.B.export_local(conv)["weight"].shape[-1])
+        sym = (k - 1) // 2
+        tf = ((k - 2) // 2, k - 2 - (k - 2) // 2)
+        w = tf if "w" in dims else (sym, sym)
+        h = tf if "h" in dims else (sym, sym)
+        return [w[0], w[1], h[0], h[1]]
 
     # helpers
     def replace(self, model: Any, desc: str, new: Any) -> Callable[[], None]:
@@ -72,7 +84,7 @@ class Torch(Framework):
     def pad_tf_same(self, conv, dims):
         import torch.nn.functional as F
 
-        pad = {"hw": (0, 1, 0, 1), "h": (1, 1, 0, 1), "w": (0, 1, 1, 1)}[dims]
+        pad = tuple(self.pads(conv, dims))
 
         def forward(x):
             return F.conv2d(F.pad(x, pad), conv.weight, conv.bias, conv.stride, 0, conv.dilation, conv.groups)
@@ -101,7 +113,7 @@ class Paddle(Framework):
     def pad_tf_same(self, conv, dims):
         import paddle.nn.functional as F
 
-        pad = {"hw": [0, 1, 0, 1], "h": [1, 1, 0, 1], "w": [0, 1, 1, 1]}[dims]
+        pad = self.pads(conv, dims)
 
         def forward(x):
             return F.conv2d(F.pad(x, pad), conv.weight, conv.bias, conv._stride, 0, conv._dilation, conv._groups)
@@ -132,7 +144,7 @@ class MindSpore(Framework):
         from theseus_mindspore._runtime import mindspore
 
         ops = mindspore.ops
-        pad = {"hw": (0, 1, 0, 1), "h": (1, 1, 0, 1), "w": (0, 1, 1, 1)}[dims]
+        pad = tuple(self.pads(conv, dims))
 
         def construct(x):
             return ops.conv2d(ops.pad(x, pad), conv.weight, None, conv.stride, "valid", 0, conv.dilation, conv.group)
@@ -159,11 +171,14 @@ def randomize_norms(model: Any, seed: int) -> None:
     theseus.load_state(model, sd)
 
 
-def sites(fw: Framework, model: Any) -> dict[str, list[str]]:
-    """Candidate layers of each kind, by descriptor."""
+def sites(fw: Framework, model: Any, called: Optional[set] = None) -> dict[str, list[str]]:
+    """Candidate layers of each kind, by descriptor (only those in ``called`` when given: a
+    layer the forward never calls cannot show a fault)."""
     B = fw.B
     out: dict[str, list[str]] = {k: [] for k in KINDS}
     for node in walk(B, model):
+        if called is not None and node.text not in called:
+            continue
         w = B.export_local(node.layer)
         t = B.type_name(node.layer)
         if "running_var" in w:
@@ -172,9 +187,9 @@ def sites(fw: Framework, model: Any) -> dict[str, list[str]]:
         elif "weight" in w and w["weight"].ndim == 4:
             out["swap_channels"].append(node.text)
             s = w["weight"].shape
-            if s[0] == s[1] and s[2:] == (1, 1):
+            if s[0] == s[1]:
                 out["transpose"].append(node.text)
-            if fw.conv_stride(node.layer) == 2:
+            if fw.conv_stride(node.layer) == 2 and s[-1] > 1:
                 out["padding"].append(node.text)
         elif "weight" in w and w["weight"].ndim == 2 and w["weight"].shape[0] == w["weight"].shape[1]:
             out["transpose"].append(node.text)
@@ -183,11 +198,12 @@ def sites(fw: Framework, model: Any) -> dict[str, list[str]]:
     return out
 
 
-def plan(fw: Framework, model: Any, per_kind: int = 10, seed: int = 2026) -> list[tuple[str, str, Any]]:
+def plan(fw: Framework, model: Any, per_kind: int = 10, seed: int = 2026,
+         called: Optional[set] = None) -> list[tuple[str, str, Any]]:
     """``(kind, descriptor, detail)`` for ``per_kind`` random sites of each kind. Kinds with
     fewer sites than draws cover every site, then repeat random ones (other channels/dims)."""
     rng = np.random.RandomState(seed)
-    cand = sites(fw, model)
+    cand = sites(fw, model, called)
     out = []
     for kind in KINDS:
         c = cand[kind]
@@ -222,8 +238,7 @@ def inject(fw: Framework, model: Any, kind: str, desc: str, detail: Any = None) 
         elif kind == "swap_stats":
             w["running_mean"], w["running_var"] = orig["running_var"].copy(), orig["running_mean"].copy()
         else:
-            s = w["weight"].shape
-            w["weight"] = np.ascontiguousarray(w["weight"].reshape(s[:2]).T.reshape(s))
+            w["weight"] = np.ascontiguousarray(np.swapaxes(w["weight"], 0, 1))
         B.import_local(layer, w)
         return lambda: B.import_local(layer, orig)
     if kind == "eps":
@@ -237,3 +252,48 @@ def inject(fw: Framework, model: Any, kind: str, desc: str, detail: Any = None) 
     if kind == "padding":
         return fw.pad_tf_same(layer, detail)
     raise ValueError(kind)
+
+
+# ----------------------------------------------------------------------------------------
+# the ResNet50 ports: three third-party implementations
+# ----------------------------------------------------------------------------------------
+
+#: which implementation stands for each framework
+RESNET50 = {"torch": "timm resnet50", "paddle": "PaddleClas ResNet50", "mindspore": "MindCV resnet50"}
+RESNET_SCALE = 4.0   # input std: every ReLU call of the recorded runs sees values > 6.5
+
+
+def resnet50_ports(shape: tuple = (1, 3, 64, 64), seed: int = 7) -> tuple[dict, dict]:
+    """``({framework: model}, {(src fw, dst fw): PortMap})``: timm, PaddleClas and MindCV
+    ResNet50 (random init, 2048 classes so that fc is square), BatchNorm statistics and
+    affine weights randomised on the timm model and ported to the two others through
+    ``theseus.match``/``theseus.port``. MindCV's TF-'same' max-pool is replaced by the source's
+    symmetric one (``port(fix_padding=True)``), so the three agree at even input sizes too.
+    Import ``theseus_mindspore`` before paddle (MindSpore's oneDNN first)."""
+    from theseus_conformance import peers
+
+    models = {"torch": peers.timm_model("resnet50", num_classes=2048),
+              "paddle": peers.ppcls_model("ResNet50", class_num=2048),
+              "mindspore": peers.mindcv_model("resnet50", num_classes=2048)}
+    randomize_norms(models["torch"], seed)
+    x = theseus.make_input(shape, 0, RESNET_SCALE)
+    for name in ("paddle", "mindspore"):
+        pm = theseus.match(models["torch"], models[name], x)
+        report = theseus.port(models["torch"], models[name], map=pm, example_input=x, fix_padding=True)
+        if not report.ok:
+            raise AssertionError(f"torch -> {name}: {report.summary()}")
+    maps = {(a, b): theseus.match(models[a], models[b], x) for a in models for b in models if a != b}
+    return models, maps
+
+
+def called_layers(model: Any, x: np.ndarray) -> set:
+    """Descriptors of the layers one forward of ``model`` on ``x`` calls."""
+    from theseus._compare import run_capturing
+
+    return set(run_capturing(model, x)[1])
+
+
+def first_named(report: Any, kind: str, desc: str) -> bool:
+    """Is the injected destination layer ``desc`` the report's first fault, found in isolation?"""
+    f = report.first_fault
+    return f is not None and f.dst_layer == desc and f.iso is not None and f.iso.flagged

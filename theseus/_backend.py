@@ -125,6 +125,10 @@ class Backend(ABC):
     #: False when the framework's own eager forwards are wrong if run from several threads
     #: at once; theseus then serialises the calls it controls (``lock_calls``, wrappers).
     thread_safe: ClassVar[bool] = True
+    #: True when reading a tensor back (``to_numpy``) waits for an asynchronous runtime with a
+    #: fixed cost per read (MindSpore PyNative: ~6 ms even for a finished op). theseus then holds
+    #: the framework tensors of a forward (``copy``) and reads them all after it.
+    deferred_reads: ClassVar[bool] = False
     #: The module that registers this backend's built-in model parts (backbones, necks,
     #: heads, activations) with ``theseus.register``; imported by ``theseus.build``.
     parts_module: ClassVar[Optional[str]] = None

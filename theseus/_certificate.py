@@ -129,7 +129,7 @@ def certify(src: Any, dst: Any, path: str, x: Optional[np.ndarray] = None, map: 
                 continue
             k = len(layers)
             layers.append({"src": name, "dst": row.dst, "src_layer": e.descriptor, "dst_layer": row.dst_layer,
-                           "call": e.call, "path": p, "type": e.type, "shape": list(a.shape),
+                           "dst_key": row.dst_key, "call": e.call, "path": p, "type": e.type, "shape": list(a.shape),
                            "noise": float(e.noise_acc.get(p, 0.0)), "ref_max": row.acc.ref_max,
                            "tol": row.acc.tol, "golden": name in taps})
             arrays[f"digest/{k:05d}"] = digest(a)
@@ -200,7 +200,7 @@ def verify(path: str, model: Any) -> CompareReport:
         rows = []
         for k, r in enumerate(meta["layers"]):
             d = r["dst_layer"]
-            dkey = d if r["call"] == 0 else f"{d}#{r['call'] + 1}"
+            dkey = r.get("dst_key") or (d if r["call"] == 0 else f"{d}#{r['call'] + 1}")
             e = got.get(dkey)
             a = None if e is None else e.outputs.get(r["path"])
             if f"golden/{k:05d}" in arrays:
