@@ -155,3 +155,26 @@ def time_share(backend: Any, model: Any, x: Any, last: str, reps: int = 5) -> fl
         for h in handles:
             h.remove()
     return statistics.median(shares)
+
+
+def run_per_backend(doc: str, argv: Any, columns: str, bench: Callable[[str, int, int], dict],
+                    row: Callable[[dict], str]) -> int:
+    """The MobileNetV1 benchmarks' command line: ``--backend`` (repeatable), ``--batch``,
+    ``--reps``, ``--clock``; one header, then one row per backend (plain ms, A/A, ``row(r)``)
+    from ``bench(name, batch, reps)`` (a dict with ``plain_ms`` and ``floor``)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--backend", action="append")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=20)
+    add_timing_args(ap)
+    args = ap.parse_args(argv)
+    clock = use_clock(args.clock)
+    names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
+    print(f"MobileNetV1, batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; "
+          "ratios are medians of per-round ratios; 'A/A' is plain vs plain in the same rounds (the noise floor)")
+    print(f"{'backend':<10} {'plain ms':>9} {'A/A':>6} {columns}")
+    for n in names:
+        r = bench(n, args.batch, args.reps)
+        print(f"{n:<10} {r['plain_ms']:>9.1f} {r['floor']:>6.3f} {row(r)}", flush=True)
+    return 0
+

@@ -11,12 +11,11 @@ Run:  python benchmarks/features.py [--backend torch ...] [--batch 8] [--reps 20
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
 import theseus
-from _common import add_timing_args, interleaved, load, macs_per_layer, time_share, use_clock
+from _common import interleaved, load, macs_per_layer, run_per_backend, time_share
 
 
 def bench(name: str, batch: int, reps: int) -> dict:
@@ -39,25 +38,17 @@ def bench(name: str, batch: int, reps: int) -> dict:
             "kept": kept / sum(macs.values()), "share": time_share(backend, plain, x, "blocks[4]", max(3, reps // 2))}
 
 
+COLUMNS = (f"{'features()/plain':>17} {'features([2])/plain':>20} {'kept MACs':>10} {'gap (points)':>13} "
+    f"{'time share':>11} {'gap (points)':>13}")
+
+
+def _row(r: dict) -> str:
+    return (f"{r['all']:>17.3f} {r['two']:>20.3f} {r['kept']:>10.3f} {100 * (r['two'] - r['kept']):>+13.1f} "
+            f"{r['share']:>11.3f} {100 * (r['two'] - r['share']):>+13.1f}")
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", action="append")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=20)
-    add_timing_args(ap)
-    args = ap.parse_args(argv)
-    clock = use_clock(args.clock)
-    names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
-    print(f"MobileNetV1, batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; "
-          "ratios are medians of per-round ratios; 'A/A' is plain vs plain in the same rounds (the noise floor)")
-    print(f"{'backend':<10} {'plain ms':>9} {'A/A':>6} {'features()/plain':>17} {'features([2])/plain':>20} "
-          f"{'kept MACs':>10} {'gap (points)':>13} {'time share':>11} {'gap (points)':>13}")
-    for n in names:
-        r = bench(n, args.batch, args.reps)
-        print(f"{n:<10} {r['plain_ms']:>9.1f} {r['floor']:>6.3f} {r['all']:>17.3f} {r['two']:>20.3f} {r['kept']:>10.3f} "
-              f"{100 * (r['two'] - r['kept']):>+13.1f} {r['share']:>11.3f} {100 * (r['two'] - r['share']):>+13.1f}",
-              flush=True)
-    return 0
+    return run_per_backend(__doc__, argv, COLUMNS, bench, _row)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ Run:  python benchmarks/overhead.py [--backend torch ...] [--batch 8] [--reps 20
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 
 import theseus
-from _common import add_timing_args, interleaved, load, macs_per_layer, time_share, use_clock
+from _common import interleaved, load, macs_per_layer, run_per_backend, time_share
 
 RETURN = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]"]
 
@@ -52,26 +51,18 @@ def bench(name: str, batch: int, reps: int) -> dict:
     }
 
 
+COLUMNS = (f"{'update_res/plain':>17} {'stop_after(blocks[5])/full':>27} {'kept MACs':>10} {'gap (points)':>13} "
+    f"{'time share':>11} {'gap (points)':>13}")
+
+
+def _row(r: dict) -> str:
+    return (f"{r['update_res_ratio']:>9.3f} +-{r['noise']:.3f} {r['stop_after_ratio']:>27.3f} {r['kept_macs']:>10.3f} "
+            f"{100 * (r['stop_after_ratio'] - r['kept_macs']):>+13.1f} {r['time_share']:>11.3f} "
+            f"{100 * (r['stop_after_ratio'] - r['time_share']):>+13.1f}")
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backend", action="append")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--reps", type=int, default=20)
-    add_timing_args(ap)
-    args = ap.parse_args(argv)
-    clock = use_clock(args.clock)
-    names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
-    print(f"MobileNetV1, batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; "
-          "ratios are medians of per-round ratios; 'A/A' is plain vs plain in the same rounds (the noise floor)")
-    print(f"{'backend':<10} {'plain ms':>9} {'A/A':>6} {'update_res/plain':>17} {'stop_after(blocks[5])/full':>27} "
-          f"{'kept MACs':>10} {'gap (points)':>13} {'time share':>11} {'gap (points)':>13}")
-    for n in names:
-        r = bench(n, args.batch, args.reps)
-        gap = 100 * (r["stop_after_ratio"] - r["kept_macs"])
-        gap_t = 100 * (r["stop_after_ratio"] - r["time_share"])
-        print(f"{n:<10} {r['plain_ms']:>9.1f} {r['floor']:>6.3f} {r['update_res_ratio']:>9.3f} +-{r['noise']:.3f} {r['stop_after_ratio']:>27.3f} "
-              f"{r['kept_macs']:>10.3f} {gap:>+13.1f} {r['time_share']:>11.3f} {gap_t:>+13.1f}", flush=True)
-    return 0
+    return run_per_backend(__doc__, argv, COLUMNS, bench, _row)
 
 
 if __name__ == "__main__":
