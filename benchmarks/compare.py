@@ -2,16 +2,19 @@
 torch ResNet50 with the same descriptors, weights ported), against the two plain forwards;
 and the port certificate: size and ``verify`` time against one target forward.
 
-    python benchmarks/compare.py [--reps 5] [--size 224]
+    python benchmarks/compare.py [--reps 5] [--size 224] [--clock wall|cpu] [--phases]
 
 Targets (issue 11): compare <= 5 x (source forward + destination forward); certificate
-<= 20 MB at 1x3x224x224; verify <= 2 x one target forward plus I/O.
+<= 20 MB at 1x3x224x224; verify <= 2 x one target forward plus I/O. Ratios are medians of
+per-round ratios (calls interleaved); 'A/A' is the destination forward against itself in the
+same rounds (the noise floor). ``--phases`` prints where compare's time goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -24,15 +27,44 @@ import theseus_paddle  # noqa: E402,F401
 import theseus_torch  # noqa: E402,F401
 
 import theseus  # noqa: E402
-from _common import interleaved  # noqa: E402
+from _common import add_timing_args, interleaved, use_clock  # noqa: E402
 from _resnet_torch import ResNet50  # noqa: E402
+
+
+def phases(src, dst, x) -> None:
+    """One compare split into its phases (wall-clock, one run)."""
+    from theseus import _compare as C
+
+    t = {}
+    t0 = time.perf_counter()
+    rec = (C._record(src, x, False, lazy_weights=True) if hasattr(C, "_record")   # what compare() does
+           else C.record(src, x, float64=False))
+    t["record float32 (hooks, reads)"] = time.perf_counter() - t0
+    B = theseus.backend_of(src)
+    t0 = time.perf_counter()
+    m64 = B.float64_copy(src)
+    t["float64 copy of the source"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    C._noise_float64(B, m64, x, rec.entries, rec.output)
+    t["float64 re-runs (full + isolated)"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theseus.judge(dst, rec, isolate=False)
+    t["judge: destination forward + metrics"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theseus.judge(dst, rec)
+    t["judge with isolated runs"] = time.perf_counter() - t0
+    for k, v in t.items():
+        print(f"  {k:<40} {v * 1e3:8.0f} ms")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--phases", action="store_true")
+    add_timing_args(ap)
     args = ap.parse_args()
+    clock = use_clock(args.clock)
     paddle.seed(0)
     torch.manual_seed(0)
     src = paddle.vision.models.resnet50()
@@ -45,26 +77,32 @@ def main() -> None:
     xs, xd = Bs.from_numpy(x), Bd.from_numpy(x)
     report = theseus.compare(src, dst, x)
     print(report.summary())
+    assert report.ok
+    if args.phases:
+        phases(src, dst, x)
     t = interleaved({
         "src": lambda: Bs.infer(src, xs),
         "dst": lambda: Bd.infer(dst, xd),
+        "dst again": lambda: Bd.infer(dst, xd),
         "compare": lambda: theseus.compare(src, dst, x),
     }, args.reps, warmup=1)
-    ratio = t["compare"] / (t["src"] + t["dst"])
-    print(f"paddle forward {t['src'] * 1e3:.0f} ms, torch forward {t['dst'] * 1e3:.0f} ms, compare "
-          f"{t['compare'] * 1e3:.0f} ms: {ratio:.2f} x the two plain forwards (target <= 5)")
+    ratio = statistics.median(c / (s + d) for c, s, d in zip(t.samples["compare"], t.samples["src"],
+                                                              t.samples["dst"]))
+    print(f"{clock}, {args.reps} rounds: paddle forward {t['src'] * 1e3:.0f} ms, torch forward {t['dst'] * 1e3:.0f} ms, "
+          f"compare {t['compare'] * 1e3:.0f} ms: {ratio:.2f} x the two plain forwards (target <= 5); "
+          f"A/A {t.ratio('dst again', 'dst'):.3f}")
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "resnet50.tcert")
         certify_t = time.perf_counter()
         theseus.certify(src, dst, path, input_shape=shape)
         certify_t = time.perf_counter() - certify_t
         size = os.path.getsize(path)
-        tv = interleaved({"dst": lambda: Bd.infer(dst, xd), "verify": lambda: theseus.verify(path, dst)},
-                         args.reps, warmup=1)
+        tv = interleaved({"dst": lambda: Bd.infer(dst, xd), "dst again": lambda: Bd.infer(dst, xd),
+                          "verify": lambda: theseus.verify(path, dst)}, args.reps, warmup=1)
         assert theseus.verify(path, dst).ok
     print(f"certificate {size / 1e6:.2f} MB (target <= 20), certify {certify_t:.1f} s; verify "
-          f"{tv['verify'] * 1e3:.0f} ms = {tv['verify'] / tv['dst']:.2f} x one torch forward "
-          f"({tv['dst'] * 1e3:.0f} ms; target <= 2 plus I/O)")
+          f"{tv['verify'] * 1e3:.0f} ms = {tv.ratio('verify', 'dst'):.2f} x one torch forward "
+          f"({tv['dst'] * 1e3:.0f} ms; target <= 2 including reading the file); A/A {tv.ratio('dst again', 'dst'):.3f}")
 
 
 if __name__ == "__main__":

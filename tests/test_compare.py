@@ -304,3 +304,35 @@ def test_compare_through_a_portmap(weights):
     finally:
         undo()
     assert report.first_fault.src_layer == report.first_fault.dst_layer == "blocks[3].depthwise_conv.bn"
+
+
+class InPlace(torch.nn.Module):
+    """conv -> bn -> x += 1 (in place) -> ReLU(inplace=True) -> conv: the recording reuses a
+    layer's output array as the next layer's input only while the tensor is unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.head = torch.nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        y = self.bn(self.conv(x))
+        y += 1.0
+        return self.head(self.relu(y))
+
+
+def test_recording_is_true_under_in_place_ops():
+    torch.manual_seed(0)
+    m = InPlace().eval()
+    x = make_input((1, 3, 8, 8), 0)
+    rec = record(m, x)
+    e = rec.by_key()
+    with torch.no_grad():
+        bn_out = m.bn(m.conv(torch.from_numpy(x))).numpy()
+    np.testing.assert_array_equal(e["bn"].outputs[""], bn_out)                  # not relu'd, not +1
+    np.testing.assert_array_equal(e["relu"].inputs[0], bn_out + np.float32(1))  # the += is seen
+    np.testing.assert_array_equal(e["head"].inputs[0], np.maximum(bn_out + np.float32(1), 0))
+    assert e["bn"].inputs[0] is e["conv"].outputs[""]                           # unchanged: shared
+    assert theseus.compare(m, m, x).ok

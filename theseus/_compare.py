@@ -167,7 +167,13 @@ class _Reader:
 
 
 def _maxabs(a: np.ndarray) -> float:
-    return float(np.max(np.abs(a))) if a.size else 0.0
+    """max |a| (two reductions, no temporary array)."""
+    return float(max(a.max(), -a.min())) if a.size else 0.0
+
+
+def _maxabs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| in the wider of the two dtypes (one temporary)."""
+    return _maxabs(np.subtract(a, b, dtype=np.result_type(a, b))) if a.size else 0.0
 
 
 # ----------------------------------------------------------------------------------------
@@ -189,6 +195,18 @@ class Entry:
     fan_in: int = 1
     weights: dict = field(default_factory=dict)     # neutral local weights (cause diagnosis)
     in_shapes: tuple = ()                            # shapes of the positional inputs (call pairing)
+    params: bool = False                             # the layer holds tensors (weights, statistics)
+    export: Any = field(default=None, repr=False, compare=False)   # reads ``weights`` when first needed
+
+    def local_weights(self) -> dict:
+        """The layer's neutral local weights (read now if the recording deferred it)."""
+        if self.export is not None:
+            try:
+                self.weights = self.export()
+            except UnsupportedOperation:
+                self.weights = {}
+            self.export = None
+        return self.weights
 
     @property
     def key(self) -> str:
@@ -222,10 +240,11 @@ class Recording:
         for p, a in self.output.items():
             arrays[f"output/{p}"] = a
         for i, e in enumerate(self.entries):
+            e.local_weights()
             meta["entries"].append({"descriptor": e.descriptor, "call": e.call, "type": e.type, "leaf": e.leaf,
                                     "outputs": list(e.outputs), "n_inputs": None if e.inputs is None else len(e.inputs),
                                     "noise_acc": e.noise_acc, "noise_iso": e.noise_iso, "fan_in": e.fan_in,
-                                    "weights": sorted(e.weights),
+                                    "weights": sorted(e.weights), "params": e.params,
                                     "in_shapes": [None if s is None else list(s) for s in e.in_shapes]})
             for p, a in e.outputs.items():
                 arrays[f"{i}/out/{p}"] = a
@@ -246,7 +265,8 @@ class Recording:
                                  None if n is None else [arrays[f"{i}/in/{j}"] for j in range(n)],
                                  m["noise_acc"], m["noise_iso"], m["fan_in"],
                                  {k: arrays[f"{i}/w/{k}"] for k in m["weights"]},
-                                 tuple(tuple(s) if s is not None else None for s in m.get("in_shapes", ()))))
+                                 tuple(tuple(s) if s is not None else None for s in m.get("in_shapes", ())),
+                                 m.get("params", bool(m["weights"]))))
         return cls(arrays["x"], entries, {p: arrays[f"output/{p}"] for p in meta["output"]}, meta["output_noise"],
                    meta["backend"], meta["noise_method"], meta["notes"])
 
@@ -313,9 +333,13 @@ class _Calls:
     def __init__(self, backend: Backend, nodes: list, leaves: set, keep_inputs: bool) -> None:
         self.backend = backend
         self.reader = _Reader(backend)
+        self.keep_inputs = keep_inputs
         self.entries: list[Entry] = []
         self.counts: dict[str, int] = {}
         self.pending: dict[str, list] = {}
+        # outputs already read, by id: (tensor (keeps the id alive), in-place version, array);
+        # a leaf whose input is an earlier layer's untouched output reuses that array
+        self.read_outputs: dict[int, tuple] = {}
         self.handles = []
         for node in nodes:
             text = node.text
@@ -325,9 +349,17 @@ class _Calls:
             self.handles.append(backend.add_forward_hook(node.layer, self._post(text, backend.type_name(node.layer),
                                                                                 leaf)))
 
+    def _read_input(self, tensor: Any) -> Any:
+        seen = self.read_outputs.get(id(tensor))
+        if seen is not None and seen[0] is tensor:
+            version = self.backend.version(tensor)
+            if version is not None and version == seen[1]:
+                return seen[2]
+        return self.reader.read(tensor)
+
     def _pre(self, text: str):
         def pre(layer, inputs):
-            self.pending.setdefault(text, []).append(_tensor_inputs(self.backend, tuple(inputs), self.reader.read))
+            self.pending.setdefault(text, []).append(_tensor_inputs(self.backend, tuple(inputs), self._read_input))
         return pre
 
     def _post(self, text: str, tname: str, leaf: bool):
@@ -337,7 +369,12 @@ class _Calls:
             stack = self.pending.get(text)
             ins = stack.pop() if stack else None
             shapes = tuple(_shape(self.backend, a) for a in inputs)
-            self.entries.append(Entry(text, call, tname, leaf, self.reader.flatten(output), ins, in_shapes=shapes))
+            outs = self.reader.flatten(output)
+            if self.keep_inputs and len(outs) == 1 and "" in outs and not self.reader.defer:
+                version = self.backend.version(output)
+                if version is not None:
+                    self.read_outputs[id(output)] = (output, version, outs[""])
+            self.entries.append(Entry(text, call, tname, leaf, outs, ins, in_shapes=shapes))
         return post
 
     def remove(self) -> None:
@@ -345,6 +382,7 @@ class _Calls:
         for h in self.handles:
             h.remove()
         self.handles = []
+        self.read_outputs = {}
         self.reader.finish([c for e in self.entries for c in (e.outputs, e.inputs)])
 
 
@@ -371,6 +409,11 @@ def record(model: Any, x: np.ndarray, *, float64: bool = True) -> Recording:
         >>> rec.entries[0].key                                                   # doctest: +SKIP
         'conv.conv'
     """
+    return _record(model, x, float64, lazy_weights=False)
+
+
+def _record(model: Any, x: np.ndarray, float64: bool, lazy_weights: bool) -> Recording:
+    """``record``; ``lazy_weights`` reads each layer's weights only when first needed."""
     backend = backend_of(model)
     backend.check_hooks_usable(model)
     x = np.asarray(x)
@@ -388,11 +431,11 @@ def record(model: Any, x: np.ndarray, *, float64: bool = True) -> Recording:
         by_text = {n.text: n for n in nodes}
         for e in entries:
             if e.leaf:
-                try:
-                    e.weights = backend.export_local(by_text[e.descriptor].layer)
-                except UnsupportedOperation:
-                    e.weights = {}
-                e.fan_in = _fan_in(e.weights)
+                layer = by_text[e.descriptor].layer
+                e.params = bool(backend.tensors(layer))
+                e.export = lambda layer=layer: backend.export_local(layer)
+                if not lazy_weights:
+                    e.local_weights()
         m64 = None
         if float64:
             try:
@@ -403,6 +446,9 @@ def record(model: Any, x: np.ndarray, *, float64: bool = True) -> Recording:
             out_noise = _noise_float64(backend, m64, x, entries, output)
             method = "float64"
         else:
+            for e in entries:
+                if e.leaf:
+                    e.fan_in = _fan_in(e.local_weights())
             out_noise = _noise_fan_in(entries, output)
             method = "fan-in estimate"
     return Recording(x, entries, output, out_noise, backend.name, method, notes)
@@ -419,7 +465,7 @@ def _noise_float64(backend: Backend, m64: Any, x: np.ndarray, entries: list, out
     acc = {e.key: e for e in calls.entries}
     for e in entries:
         e64 = acc.get(e.key)
-        e.noise_acc = {p: (_maxabs(a - e64.outputs[p]) if e64 is not None and p in e64.outputs
+        e.noise_acc = {p: (_maxabs_diff(a, e64.outputs[p]) if e64 is not None and p in e64.outputs
                            and e64.outputs[p].shape == a.shape else math.inf)
                        for p, a in e.outputs.items()}
     iso = _run_leaves(backend, [(e.key, by_text[e.descriptor].layer, [_up(a) for a in e.inputs])
@@ -427,9 +473,9 @@ def _noise_float64(backend: Backend, m64: Any, x: np.ndarray, entries: list, out
     for e in entries:
         y = iso.get(e.key)
         if y is not None:
-            e.noise_iso = {p: (_maxabs(a - y[p]) if p in y and y[p].shape == a.shape else math.inf)
+            e.noise_iso = {p: (_maxabs_diff(a, y[p]) if p in y and y[p].shape == a.shape else math.inf)
                            for p, a in e.outputs.items()}
-    return {p: _maxabs(a - out64[p]) if p in out64 else math.inf for p, a in output.items()}
+    return {p: _maxabs_diff(a, out64[p]) if p in out64 else math.inf for p, a in output.items()}
 
 
 def _run_leaves(backend: Backend, jobs: list) -> dict:
@@ -504,13 +550,14 @@ def _metrics(actual: Optional[np.ndarray], ref: np.ndarray, noise: float, tm: To
     a = np.ascontiguousarray(actual, dtype=np.float32).ravel()
     r = np.ascontiguousarray(ref, dtype=np.float32).ravel()
     d = a - r
-    max_abs = float(np.max(np.abs(d))) if d.size else 0.0
-    nr, na, nd = float(np.linalg.norm(r)), float(np.linalg.norm(a)), float(np.linalg.norm(d))
+    max_abs = _maxabs(d)
+    nr, na, nd = (math.sqrt(float(np.dot(v, v))) for v in (r, a, d))
     rel_l2 = nd / nr if nr > 0 else (0.0 if max_abs == 0 else math.inf)
     # cos = a.r / (|a||r|) with a.r = (|a|^2 + |r|^2 - |a - r|^2) / 2: no extra pass over the data
     cosine = (max(-1.0, min(1.0, (na * na + nr * nr - nd * nd) / (2 * na * nr))) if na > 0 and nr > 0
               else (1.0 if na == nr else 0.0))
-    mean_diff = abs(float(a.mean(dtype=np.float64)) - float(r.mean(dtype=np.float64))) if a.size else 0.0
+    # mean(a) - mean(r) = mean(a - r): one pass (pairwise float32 summation, error ~ log2(n) 2**-24 sum|d|)
+    mean_diff = abs(float(np.add.reduce(d)) / d.size) if d.size else 0.0
     return Metrics(max_abs, ref_max, max_abs / ref_max if ref_max > 0 else (0.0 if max_abs == 0 else math.inf),
                    rel_l2, cosine, noise, tol, "", mean_diff)
 
@@ -768,7 +815,7 @@ def _pair_calls(src: list, dst: list, dmap: dict, dst_weighted: set) -> tuple[di
                 out.setdefault((pos, shapes), []).append(e)
         return out
 
-    g_src = gaps(src, rank, lambda e: bool(e.weights))
+    g_src = gaps(src, rank, lambda e: e.params)
     g_dst = gaps(dst, d_rank, lambda e: e.key in used or e.descriptor in dst_weighted)
     n = 0
     for key, ss in g_src.items():
@@ -896,7 +943,7 @@ def _diagnose(backend: Backend, entry: Optional[Entry], layer: Any, row: LayerRo
     if not entry.leaf:
         return (f"{row.src_type}'s output differs while all its sublayers agree in isolation: look at its "
                 "forward's functional code (residual add, concat, reshape, padding)")
-    src_w = entry.weights
+    src_w = entry.local_weights()
     try:
         dst_w = backend.export_local(layer) if layer is not None else {}
     except UnsupportedOperation:
@@ -1090,7 +1137,7 @@ def compare(src: Any, dst: Any, x: Optional[np.ndarray] = None, map: Any = None,
             raise InvalidArgumentError("subprocess=True needs the source as 'module:callable'")
         rec = _record_in_subprocess(src, x, src_weights, float64)
     else:
-        rec = record(src, x, float64=float64)
+        rec = _record(src, x, float64, lazy_weights=True)   # weights read only to diagnose a fault
     return judge(dst, rec, map, tolerance=tolerance, isolate=isolate)
 
 
