@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from ._registry import register
 
-__all__ = ["Primitives", "register_parts"]
+__all__ = ["Primitives", "native_classes", "register_parts"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +197,22 @@ _PARTS = {"model": [BuildNet], "neck": [GlobalAveragePooling, FPN], "head": [Lin
 _HELPERS = (ConvModule, LinearBlock)
 
 
+def native_classes(parts: list, base: type, forward: str, module: str, **attrs: Any) -> dict[str, type]:
+    """``class Name(part, base)`` for each framework-free ``part``, its ``forward`` bound to
+    the framework's forward method name, reporting ``module`` as its module; ``attrs`` and
+    ``_native`` (these classes by name, so that parts build each other) as class attributes.
+
+    Example:
+        >>> classes = native_classes([FPN], torch.nn.Module, "forward", __name__, _p=prims)   # doctest: +SKIP
+    """
+    native: dict[str, type] = {}
+    for part in parts:
+        native[part.__name__] = type(part.__name__, (part, base), {
+            "__module__": module, "__qualname__": part.__name__, "__doc__": part.__doc__, "_native": native,
+            forward: part.forward, **attrs})
+    return native
+
+
 def register_parts(backend: str, p: Primitives, module: str) -> dict[str, type]:
     """Make the built-in parts native on ``backend`` and register them (and ``Sequential``
     and ``p.activations``) for ``theseus.build``.
@@ -209,10 +225,7 @@ def register_parts(backend: str, p: Primitives, module: str) -> dict[str, type]:
     Returns:
         ``{class name: native class}``.
     """
-    native: dict[str, type] = {}
-    for part in [*_HELPERS, *(c for cs in _PARTS.values() for c in cs)]:
-        native[part.__name__] = type(part.__name__, (part, p.base), {
-            "__module__": module, "__doc__": part.__doc__, "_p": p, "_native": native, p.forward: part.forward})
+    native = native_classes([*_HELPERS, *(c for cs in _PARTS.values() for c in cs)], p.base, p.forward, module, _p=p)
     reg = partial(register, backend=backend)
     for kind, parts in _PARTS.items():
         for part in parts:

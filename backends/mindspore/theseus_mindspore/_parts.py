@@ -3,29 +3,16 @@ MobileNetV1 and the ``mindcv:`` prefix for ``theseus.build``."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import theseus
 from theseus._parts import Primitives, register_parts
 
+from ._layer import LAYERS
 from ._mobilenet import MobileNetV1
 from ._runtime import mindspore
 
 nn, ops = mindspore.nn, mindspore.ops
-
-#: Layer constructors under the conformance spec's node names (also the spec builder's table).
-#: Convs use ``pad_mode='pad'`` (MindSpore's default ``'same'`` differs); ``Dropout(p=)`` by
-#: keyword (its first positional argument is ``keep_prob``).
-LAYERS = {
-    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2d(
-        cin, cout, k, stride=stride, pad_mode="pad", padding=padding, group=groups, has_bias=bias),
-    "bn": lambda c: nn.BatchNorm2d(c, momentum=0.9), "relu": nn.ReLU, "identity": nn.Identity,
-    "flatten": nn.Flatten, "pool": lambda: nn.AdaptiveAvgPool2d(1), "linear": nn.Dense,
-    "dropout": lambda p: nn.Dropout(p=p),
-    "seq": nn.SequentialCell, "named_seq": lambda kids: nn.SequentialCell(OrderedDict(kids)),
-    "list": nn.CellList, "dict": lambda kids: nn.CellDict(OrderedDict(kids)),
-}
 
 
 class ELU(nn.Cell):
@@ -48,7 +35,7 @@ class Tanh(nn.Cell):
         return ops.where(x < 0, -t, t)
 
 
-register_parts("mindspore", Primitives(
+globals().update(register_parts("mindspore", Primitives(
     nn.Cell, LAYERS, lambda x, like: ops.interpolate(x, size=tuple(like.shape[2:]), mode="nearest"),
     ops.relu, ops.cross_entropy,
     {"ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "HSwish": nn.HSwish, "HSigmoid": nn.HSigmoid,
@@ -56,7 +43,7 @@ register_parts("mindspore", Primitives(
      # MindSpore defaults differ: GELU is the tanh approximation, LeakyReLU alpha=0.2.
      "GELU": lambda: nn.GELU(approximate=False),
      "LeakyReLU": lambda negative_slope: nn.LeakyReLU(alpha=negative_slope), "ELU": ELU},
-    forward="construct"), __name__)
+    forward="construct"), __name__))  # FPN, BuildNet... as before
 theseus.register("backbone", "MobileNetV1", backend="mindspore")(MobileNetV1)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._runtime import mindspore
 from theseus_conformance.spec import builder
 
-from ._parts import LAYERS
+from ._layer import LAYERS
 
 nn = mindspore.nn
 

@@ -2,77 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
-
-import paddle
-import paddle.nn as nn
-
-from theseus import seeded_init
+from theseus._mobilenet import mobilenet_classes
 from theseus.architectures import MOBILENET_V1_BLOCKS
 
-from ._layer import TheseusLayer
+from ._layer import LAYERS, TheseusLayer
 
 __all__ = ["MobileNetV1", "ConvBNLayer", "DepthwiseSeparable", "BLOCK_CONFIG"]
 
 BLOCK_CONFIG = MOBILENET_V1_BLOCKS  # (in, out1, out2, groups, stride) per block, before scaling
-
-
-class ConvBNLayer(TheseusLayer):
-    """``conv`` (Conv2D, no bias) -> ``bn`` (BatchNorm2D) -> ``relu``."""
-
-    def __init__(self, num_channels: int, filter_size: int, num_filters: int, stride: int, padding: int,
-                 num_groups: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2D(num_channels, num_filters, filter_size, stride=stride, padding=padding,
-                              groups=num_groups, bias_attr=False)
-        self.bn = nn.BatchNorm2D(num_filters)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.relu(self.bn(self.conv(x)))
-
-
-class DepthwiseSeparable(TheseusLayer):
-    """``depthwise_conv`` (3x3, grouped) -> ``pointwise_conv`` (1x1)."""
-
-    def __init__(self, num_channels: int, num_filters1: int, num_filters2: int, num_groups: int, stride: int,
-                 scale: float) -> None:
-        super().__init__()
-        self.depthwise_conv = ConvBNLayer(num_channels, 3, int(num_filters1 * scale), stride, 1,
-                                          num_groups=int(num_groups * scale))
-        self.pointwise_conv = ConvBNLayer(int(num_filters1 * scale), 1, int(num_filters2 * scale), 1, 0)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        return self.pointwise_conv(self.depthwise_conv(x))
-
-
-class MobileNetV1(TheseusLayer):
-    """MobileNetV1 as in PaddleClas: ``conv``, ``blocks[0..12]``, ``avg_pool``, ``flatten``, ``fc``.
-
-    Args:
-        scale: channel multiplier.
-        class_num: classifier outputs.
-        return_patterns: layers whose outputs ``forward`` also returns (see ``theseus.update_res``).
-        seed: the deterministic initialisation's seed (nothing is downloaded).
-    """
-
-    def __init__(self, scale: float = 1.0, class_num: int = 1000, return_patterns: Optional[Sequence[str]] = None,
-                 seed: int = 0) -> None:
-        super().__init__()
-        self.scale = scale
-        self.class_num = class_num
-        self.conv = ConvBNLayer(3, 3, int(32 * scale), 2, 1)
-        self.blocks = nn.Sequential(*[DepthwiseSeparable(int(i * scale), o1, o2, g, s, scale)
-                                      for i, o1, o2, g, s in BLOCK_CONFIG])
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
-        self.flatten = nn.Flatten(start_axis=1, stop_axis=-1)
-        self.fc = nn.Linear(int(1024 * scale), class_num)
-        seeded_init(self, seed)
-        self.init_res(return_patterns)
-
-    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
-        x = self.conv(x)
-        x = self.blocks(x)
-        x = self.avg_pool(x)
-        x = self.flatten(x)
-        return self.fc(x)
+_classes = mobilenet_classes(TheseusLayer, LAYERS, __name__)
+ConvBNLayer, DepthwiseSeparable, MobileNetV1 = (_classes[n] for n in ("ConvBNLayer", "DepthwiseSeparable", "MobileNetV1"))

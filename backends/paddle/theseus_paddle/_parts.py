@@ -3,7 +3,6 @@ MobileNetV1 and the ``ppcls:`` prefix for ``theseus.build``."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import paddle.nn as nn
@@ -12,25 +11,17 @@ import paddle.nn.functional as F
 import theseus
 from theseus._parts import Primitives, register_parts
 
+from ._layer import LAYERS
 from ._mobilenet import MobileNetV1
 
-#: Layer constructors under the conformance spec's node names (also the spec builder's table).
-LAYERS = {
-    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2D(
-        cin, cout, k, stride=stride, padding=padding, groups=groups, bias_attr=None if bias else False),
-    "bn": nn.BatchNorm2D, "relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten,
-    "pool": lambda: nn.AdaptiveAvgPool2D(1), "linear": nn.Linear, "dropout": nn.Dropout,
-    "seq": lambda kids: nn.Sequential(*kids), "named_seq": lambda kids: nn.Sequential(*kids),
-    "list": nn.LayerList, "dict": lambda kids: nn.LayerDict(OrderedDict(kids)),
-}
 
-register_parts("paddle", Primitives(
+globals().update(register_parts("paddle", Primitives(
     nn.Layer, LAYERS, lambda x, like: F.interpolate(x, size=list(like.shape[2:]), mode="nearest"),
     F.relu, F.cross_entropy,
     {"ReLU": nn.ReLU, "ReLU6": nn.ReLU6, "HSwish": nn.Hardswish, "HSigmoid": nn.Hardsigmoid,
      "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "GELU": nn.GELU, "SiLU": nn.Silu, "Swish": nn.Silu,
      "LeakyReLU": lambda negative_slope: nn.LeakyReLU(negative_slope), "ELU": lambda alpha: nn.ELU(alpha)}),
-    __name__)
+    __name__))  # FPN, BuildNet... as before
 theseus.register("backbone", "MobileNetV1", backend="paddle")(MobileNetV1)
 
 

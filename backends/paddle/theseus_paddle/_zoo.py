@@ -10,7 +10,7 @@ import paddle
 import paddle.nn as nn
 from theseus_conformance.spec import builder
 
-from ._parts import LAYERS
+from ._layer import LAYERS
 
 __all__ = ["build", "Chain", "Residual"]
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch.nn as nn
 
 from theseus import TheseusLayerMixin
 
-__all__ = ["TheseusLayer"]
+__all__ = ["TheseusLayer", "LAYERS"]
+
+#: Layer constructors under the conformance spec's node names (also the spec builder's table).
+LAYERS = {
+    "conv": lambda cin, cout, k, stride, padding, groups, bias: nn.Conv2d(
+        cin, cout, k, stride=stride, padding=padding, groups=groups, bias=bias),
+    "bn": nn.BatchNorm2d, "relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten,
+    "pool": lambda: nn.AdaptiveAvgPool2d(1), "linear": nn.Linear, "dropout": nn.Dropout,
+    "seq": lambda kids: nn.Sequential(*kids), "named_seq": lambda kids: nn.Sequential(OrderedDict(kids)),
+    "list": nn.ModuleList, "dict": lambda kids: nn.ModuleDict(OrderedDict(kids)),
+}
 
 
 class TheseusLayer(TheseusLayerMixin, nn.Module):
