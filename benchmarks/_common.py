@@ -173,7 +173,9 @@ def run_per_backend(doc: str, argv: Any, columns: str, bench: Callable[[str, int
     print(f"MobileNetV1, batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; "
           "ratios are medians of per-round ratios; 'A/A' is plain vs plain in the same rounds (the noise floor)")
     print(f"{'backend':<10} {'plain ms':>9} {'A/A':>6} {columns}")
+    steps = progress(len(names))
     for n in names:
+        steps.step(f"{n}: MobileNetV1")
         r = bench(n, args.batch, args.reps)
         print(f"{n:<10} {r['plain_ms']:>9.1f} {r['floor']:>6.3f} {row(r)}", flush=True)
     return 0
