@@ -100,7 +100,9 @@ class _ReplayBackend:
     """A recorded module tree read the way the stage rule reads a model (children, kinds)."""
 
     def __init__(self, tree: dict) -> None:
-        self.layers = [_Layer(i) for i in range(len(tree["kinds"]))]
+        kinds: dict = {}  # one class per recorded layer type (the rule compares layers' types)
+        self.layers = [kinds.setdefault(t, type(t, (_Layer,), {"__slots__": ()}))(i)
+                       for i, t in enumerate(tree["types"])]
         self.kinds = [ContainerKind[k] for k in tree["kinds"]]
         self.kids = tree["children"]
 

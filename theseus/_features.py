@@ -28,8 +28,12 @@ The stage rule (written once, for every backend), from one probe forward on zero
    step by step from the map before it (111 -> 54 is x2, a ceil-mode 7 -> 4 is x2).
 3. **Stages.** The output of the last block of each resolution (reduction). Blocks that
    follow the last body block at its resolution (a head/expansion conv, a final norm) are
-   the head, not a stage. When every body block has the same resolution (isotropic models:
-   ViT, MLP-Mixer), every body block is a stage (timm's convention).
+   the head, not a stage. An expansion conv that is the last block INSIDE the body container
+   is a block of the body (timm lists MobileNetV3's 960-channel ``blocks[6]``, torchvision's
+   detection backbones use it). When every body block has the same resolution
+   (isotropic models: ViT, MLP-Mixer), every body block with the first one's token layout
+   is a stage (timm's convention; XCiT's class-attention blocks, which add a class token,
+   are the head).
 4. **Names.** A stage that is the last child of a Sequential that ran is named by that
    container (``layer1`` rather than ``layer1[2]``: same tensor).
 
@@ -120,6 +124,10 @@ def _as_map(shape: Optional[tuple], input_hw: tuple, prefer: str = "NCHW") -> Op
             for r in (4, 8, 14, 16, 32, 2, 1, 7, 28, 64):
                 if H % r == 0 and W % r == 0 and (H // r) * (W // r) == g:
                     return _Map("tokens", int(c), (H // r, W // r), k)
+        for k in (0, 1):  # a grid that does not divide the input (LeViT's ceil-mode 4x4 at 224)
+            h = int(round(np.sqrt((n - k) * H / W)))
+            if 1 < h < H and (n - k) % h == 0 and _near_grid(h, (n - k) // h, H, W):
+                return _Map("tokens", int(c), (h, (n - k) // h), k)
         return None
     return None
 
@@ -155,7 +163,7 @@ def _read_maps(shapes: list, input_hw: tuple) -> list:
         finer = [p for p in out[:i] if p is not None and p.grid[0] >= m.grid[0]]
         near = min(finer, key=lambda p: p.grid[0]) if finer else None
         g, r = (near.grid[0], near.reduction(input_hw)) if near else (H, 1)
-        if H % m.grid[0] or g % m.grid[0]:
+        if H % m.grid[0] or g % m.grid[0] or (near is not None and near.stride):
             m.stride = r * max(1, int(round(g / m.grid[0])))
     return out
 
@@ -210,7 +218,8 @@ def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
         for k in children_of(backend, node):
             kids = children_of(backend, k)
             if kids and backend.container_kind(k.layer) is ContainerKind.SEQUENCE and (
-                    id(k.layer) not in ran or all(_is_composite(backend, c) for c in kids)):
+                    id(k.layer) not in ran or (all(_is_composite(backend, c) for c in kids)
+                                               and _passes_through(k, kids, ran))):
                 visit(k, True, False, out)
             elif deep and kids and _holds_body(backend, k, ran):
                 visit(k, body, True, out)
@@ -225,6 +234,13 @@ def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
         visit(root_node(model), False, True, out)
     out.sort(key=lambda p: p.order)
     return out
+
+
+def _passes_through(node: Node, kids: list, ran: dict) -> bool:
+    """Whether a container that ran as a unit returns its last child's output (a Sequential);
+    one with its own forward (a dense stage concatenating its children) is one block."""
+    done = [ran[id(k.layer)] for k in kids if id(k.layer) in ran]
+    return bool(done) and max(done, key=lambda d: d[0])[1] == ran[id(node.layer)][1]
 
 
 def _holds_body(backend: Backend, node: Node, ran: dict) -> bool:
@@ -245,7 +261,7 @@ def _lifted(backend: Backend, node: Node, ran: dict) -> Node:
     children have the stage's output shape (a stage container, not the whole body)."""
     while (node.parent is not None and node.parent.parent is not None
            and node.parent_kind is ContainerKind.SEQUENCE and node.position == node.siblings - 1
-           and id(node.parent.layer) in ran
+           and id(node.parent.layer) in ran and ran[id(node.parent.layer)][1] == ran[id(node.layer)][1]
            and all(ran.get(id(k.layer), (0, None))[1] == ran[id(node.layer)][1]
                    for k in children_of(backend, node.parent))):
         node = node.parent
@@ -294,19 +310,29 @@ def _open_trunks(backend: Backend, maps: list, ran: dict, hw: tuple) -> list:
         red = m.reduction(hw)
         if (not b.body and red > 2 * prev and m.layout != "tokens"
                 and not any(o.order > b.order and om.reduction(hw) == red for o, om in maps if o.body)):
-            inner: list = []
-
-            def visit(node: Node) -> None:
-                for k in children_of(backend, node):
-                    if id(k.layer) in ran:
-                        inner.append(_Probed(k, ran[id(k.layer)][1], ran[id(k.layer)][0], False))
-                    visit(k)
-
-            visit(b.node)
-            inner.sort(key=lambda p: p.order)
-            out += [(p, im) for p, im in zip(inner, _read_maps([p.shape for p in inner], hw))
-                    if im is not None and prev < im.reduction(hw) < red]
+            out += _trunk_blocks(backend, b.node, ran, hw, prev, red)
         out.append((b, m))
+        prev = max(prev, red)
+    return out
+
+
+def _trunk_blocks(backend: Backend, node: Node, ran: dict, hw: tuple, lo: int, hi: int) -> list:
+    """The children of an opened trunk at reductions in ``(lo, hi)``, in order; a child that
+    itself spans several resolutions is opened the same way. Children, not deeper layers: the
+    /4 block of DenseNet's ``features`` is ``denseblock1``, not the conv inside
+    ``transition1`` that runs before its pool."""
+    kids = [k for k in children_of(backend, node) if id(k.layer) in ran]
+    kids.sort(key=lambda k: ran[id(k.layer)][0])
+    out: list = []
+    prev = lo
+    for k, m in zip(kids, _read_maps([ran[id(k.layer)][1] for k in kids], hw)):
+        if m is None:
+            continue
+        red = m.reduction(hw)
+        if red > 2 * prev and children_of(backend, k):
+            out += _trunk_blocks(backend, k, ran, hw, prev, min(red, hi))
+        if lo < red < hi:
+            out.append((_Probed(k, ran[id(k.layer)][1], ran[id(k.layer)][0], False), m))
         prev = max(prev, red)
     return out
 
@@ -330,7 +356,9 @@ def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[li
         maps = [(b, m) for b, m in maps if b.order <= last_b.order or m.reduction(hw) != last_m.reduction(hw)]
     stages: list[_Stage] = []
     if body and len({m.reduction(hw) for _, m in body}) == 1 and len(body) > 1:
-        stages = [_Stage(b.node, m, b.order, True) for b, m in body]
+        first = body[0][1]  # blocks that add a class token (XCiT's class-attention blocks) are the head
+        stages = [_Stage(b.node, m, b.order, True) for b, m in body
+                  if (m.layout, m.prefix) == (first.layout, first.prefix)]
     else:
         for i, (b, m) in enumerate(maps):
             nxt = maps[i + 1][1] if i + 1 < len(maps) else None

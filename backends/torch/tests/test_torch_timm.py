@@ -85,6 +85,15 @@ STAGE_RULE_MODELS = [
     ("hgnet_tiny", {}, 64, ["stages[0]", "stages[1]", "stages[2]", "stages[3]"]),
     # unpadded convs, 224 -> 111 -> 109 -> 54 -> 52 -> 25 -> 12 -> 5: no stage was found
     ("inception_v3", {}, 224, ["Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"]),
+    # a whole-trunk Sequential: its children at each resolution (denseblock1, not the conv
+    # inside transition1 before its pool)
+    ("densenet121", {}, 64, ["features[1]", "features[3]", "features[5]", "features[7]", "features"]),
+    # a Sequential subclass with its own forward (concatenating dense stage) is one block
+    ("rdnet_tiny", {}, 64, ["dense_stages[0]", "dense_stages[1]", "dense_stages[5]", "dense_stages[6]"]),
+    # ceil-mode 7 -> 4 token grid at 224: /64, not 224 / 4 = 56 (the last stage was missed)
+    ("levit_128s", {}, 224, ["stages[0]", "stages[1]", "stages[2]"]),
+    # isotropic: every block, not the class-attention blocks that add a class token
+    ("xcit_nano_12_p16_224", {}, 224, [f"blocks[{i}]" for i in range(12)]),
     # the body inside a plain wrapper (encoder.blocks): one stage ("encoder") was found
     ("qwen3_vit_88m", {"depth": 2, "img_size": 64}, 64, ["encoder.blocks[0]", "encoder.blocks[1]"]),
 ]
