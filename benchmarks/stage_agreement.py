@@ -38,16 +38,43 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DOC = os.path.join(HERE, "..", "docs", "stage-agreement.md")
 BUILD_LIMIT_S = 10.0
 
-#: Known conventions of the peers (family prefix -> reason), checked against the results.
+#: Known conventions and limitations by model-name prefix (checked against the results).
 CONVENTIONS = {
     "ghostnet": "peer convention: timm lists the first block of a resolution; a detector wants the last (theseus)",
+    "repghostnet": "peer convention: timm lists the first block of a resolution; a detector wants the last (theseus)",
     "hrnet": "peer convention: timm's hrnet feature_info taps the classification-head (incre) modules",
-    "hgnet": "peer convention: timm lists the stem output at /4 as well as stage 1 at /4",
     "vgg": "peer convention: timm taps the conv before each max-pool (/1 .. /16) and the pre-logits at /32",
-    "inception": "peer convention: timm taps named mid-stage modules (Conv2d_2b_3x3, Mixed_5d, ...)",
+    "inception_v4": "peer convention: timm taps features.3 (Mixed_3a, the first /4 module); theseus the last /4 "
+                    "module (features.4)",
     "nasnet": "peer convention: timm taps cell outputs it names (act_stem, cell_stem_1, ...) at other resolutions",
     "pnasnet": "peer convention: timm taps cell outputs it names at other resolutions",
+    "xception": "peer convention: timm taps a layer inside the next block (blocks.N.stack.act3, before its "
+                "strided conv); theseus the block outputs",
+    "legacy_xception": "peer convention: timm taps layers inside blocks (block1.rep.0 ...); theseus the block outputs",
+    "rexnet": "peer convention: timm taps the last bottleneck (features.15) at /32; theseus the 1x1 expansion "
+              "conv that ends the body container (features[16]), as timm itself does for MobileNetV3 (blocks.6)",
+    "tresnet": "peer convention: timm lists a /2 entry with an empty module name (the space-to-depth input, "
+               "not a module output)",
+    "selecsls": "peer convention: timm taps features.N inside the selecsls trunk and the head convs",
+    "dpn": "theseus limitation: DPN blocks return (residual, dense) tuples; theseus reads tensor outputs only "
+           "(pass stages=[...] of tensor-output layers)",
+    "tnt_": "theseus limitation: TNT blocks return (inner, outer) token tuples; theseus reads tensor outputs only",
+    "pit_": "theseus limitation: PiT stages return (x, cls_tokens) tuples; theseus reads tensor outputs only",
+    "mvitv2": "theseus limitation: MViT-v2 stages return (x, feat_size) tuples; theseus reads tensor outputs only",
+    "crossvit": "theseus limitation: CrossViT blocks return lists of two token branches; theseus reads tensor "
+                "outputs only",
+    "coat_": "theseus limitation: CoaT's parallel blocks return tuples of four scales; theseus reads tensor "
+             "outputs only",
+    "efficientvim": "theseus limitation: EfficientViM stages return (x, hidden state) tuples; theseus reads tensor "
+                    "outputs only",
 }
+
+#: timm module names that are head convs (after the last block of the body)
+_HEAD_CONVS = ("final_conv", "conv_head", "conv2d_7b", "head.", "conv_final", "head_conv")
+
+
+def _last_per_reduction(stages: list) -> list:
+    return [s for i, s in enumerate(stages) if i + 1 == len(stages) or stages[i + 1][1] != s[1]]
 
 
 class _Timeout(Exception):
@@ -145,27 +172,40 @@ def _status(entry: dict) -> str:
     return "agree" if [x[:2] for x in ours] == [x[:2] for x in entry["theirs"]] else "disagree"
 
 
-def _reason(family: str, ours: list, theirs: list) -> str:
-    """Why two stage lists differ (automatic classification; see CONVENTIONS)."""
-    o = [(c, r) for c, r, _ in ours]
-    t = [(c, r) for c, r, _ in theirs]
+def _reason(model: str, ours: list, theirs: list) -> str:
+    """Why two stage lists differ: known family conventions, else the differences explained
+    one by one (a stem tap, a head conv, several modules per resolution)."""
     for prefix, why in CONVENTIONS.items():
-        if family.startswith(prefix):
+        if model.startswith(prefix):
             return why
-    if len(o) == len(t) + 1 and o[1:] == t and o[0][1] <= 2:
-        return "peer convention: no /2 stem stage listed; detectors use theseus's out_indices=[1, 2, 3, 4]"
-    if len(t) == len(o) + 1 and t[1:] == o and t[0][1] <= 2:
-        return "theseus: the /2 stem output is not a block of the body (a stem conv/act at /2 that timm lists)"
-    if [r for _, r in o] == [r for _, r in t]:
-        diff = [(i, a, b) for i, (a, b) in enumerate(zip(o, t)) if a != b]
-        i = diff[0][0]
-        return (f"channels differ at /{t[i][1]}: theseus {ours[i][2]} ({o[i][0]}) vs peer {theirs[i][2]} ({t[i][0]})"
-                " - the peer taps another layer of that resolution")
-    if set(t) <= set(o):
-        return "peer lists a subset of theseus's stages"
-    if set(o) <= set(t):
-        return "theseus finds fewer stages (resolutions the peer taps that are not a block end)"
-    return "different stage sets (see both lists)"
+    o, t = list(ours), list(theirs)
+    notes = []
+    if t and t[0][1] <= 2 and "." in t[0][2] and not (o and o[0][1] == t[0][1]):
+        notes.append(f"timm taps {t[0][2]} inside the stem at /{t[0][1]}; theseus lists no layer inside a stem "
+                     "(issue 12 rule; detectors take /4../32, where the lists agree)")
+        t = t[1:]
+    if o and o[0][1] <= 2 and not (t and t[0][1] == o[0][1]):
+        notes.append(f"timm lists no stage for the top-level /{o[0][1]} stem output {o[0][2]} (it does for "
+                     "ResNet's act1); a detector uses theseus's out_indices from 1")
+        o = o[1:]
+    if (t and o and t[-1][1] == o[-1][1] and t[-1][0] != o[-1][0]
+            and any(h in t[-1][2] for h in _HEAD_CONVS)):
+        notes.append(f"timm taps the head conv {t[-1][2]} ({t[-1][0]} ch) at /{t[-1][1]}; theseus the last body "
+                     f"block {o[-1][2]} ({o[-1][0]} ch): not a head/expansion conv (issue 12)")
+        t, o = t[:-1], o[:-1]
+    last = _last_per_reduction(t)
+    if len(last) < len(t) and [x[:2] for x in last] == [x[:2] for x in o]:
+        notes.append("timm lists several modules at one resolution; theseus the last of each, which a detector wants")
+        t = last
+    if [x[:2] for x in o] == [x[:2] for x in t]:
+        return "peer convention: " + "; ".join(notes)
+    if [x[1] for x in o] == [x[1] for x in t]:
+        i = next(i for i, (a, b) in enumerate(zip(o, t)) if a[:2] != b[:2])
+        why = (f"channels differ at /{t[i][1]}: theseus {o[i][2]} ({o[i][0]}) vs peer {t[i][2]} ({t[i][0]}), "
+               "another layer of that resolution")
+    else:
+        why = "different stage sets (see both lists)"
+    return "; ".join(notes + [why])
 
 
 #: name parts of models far over the build limit, skipped without building (listed in the doc)
@@ -323,7 +363,13 @@ def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False) -> 
     peers.install()
     import mindcv
 
-    names = mindcv.list_models()
+    from mindcv.models import registry
+
+    # models of the modules that define feature_info first (the comparison), then the others
+    # (theseus must still find stages on them)
+    with_info = {m for m in registry.list_modules()
+                 if "feature_info" in open(sys.modules[f"mindcv.models.{m}"].__file__).read()}
+    names = sorted(mindcv.list_models(), key=lambda n: (registry._model_to_module.get(n) not in with_info, n))
     if per_family:  # one model per family (name up to the first "_" or digit run): the shortest
         fams: dict = {}
         for n in names:
@@ -331,7 +377,8 @@ def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False) -> 
         names = sorted(min(v, key=lambda n: (len(n), n)) for v in fams.values())
     for name in names[:limit] if limit else names:
         key = f"mindcv:{name}"
-        if key in cache:
+        if key in cache and "tree" in cache[key] or key in cache and not cache[key].get("error", "").startswith(
+                "InvalidArgumentError"):
             continue
         entry: dict = {"peer": "mindcv", "model": name, "family": name.split("_")[0]}
         try:
@@ -343,7 +390,13 @@ def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False) -> 
             if fi:
                 entry["theirs"] = [[int(f["chs"]), int(f["reduction"]), str(f["name"])] for f in fi]
             _alarm(120)
-            entry["tree"] = _record(net, 224)
+            try:
+                entry["tree"] = _record(net, 224)
+            except theseus.TheseusError:  # a model with a fixed input size: probe at its own size
+                size = int((registry.get_pretrained_cfg(name) or {}).get("input_size", (3, 224, 224))[-1])
+                if size == 224:
+                    raise
+                entry["tree"] = _record(net, size)
             entry["status"] = "compared"
         except _Timeout:
             entry["status"] = f"excluded: build or probe over {BUILD_LIMIT_S:.0f} CPU s"
@@ -370,10 +423,17 @@ def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
              "cached in `benchmarks/.stage_agreement/<peer>.jsonl`; an interrupted run resumes, and "
              "`--write-only` re-runs theseus's stage rule (`theseus._features._detect_from`, the code "
              "`theseus.features` runs) on the records without building any model.", "",
-             "Stages are compared on (channels, reduction) of every stage, in order: theseus's default detection "
-             "(probe 224x224 zeros, random init) against the peer's own metadata. The rule theseus follows is in "
+             "How agreement is judged: the ordered list of (channels, reduction) of theseus's default stages "
+             "(`theseus.features(model)`, probe 224x224 zeros, random init) must equal the peer's list exactly: "
+             "same number of stages, same channels, same reductions (module names are not compared; they are "
+             "shown). For isotropic ViT-like models timm lists every block, and so does theseus (rule 3), so "
+             "a ViT agrees only when all 12 (24, 32...) blocks match. The rule theseus follows is in "
              "`theseus/_features.py` and README \"Stage conventions\". Each disagreement names its reason: a "
-             "theseus limitation, or the peer's convention with the tap a detector wants.", ""]
+             "theseus limitation, or the peer's convention with the tap a detector wants.", "",
+             "PaddleClas: the peer's stages are each legendary model's `MODEL_STAGES_PATTERN` (what its "
+             "`return_patterns`/`update_res` uses), probed for channels and reduction. MindCV: the model's "
+             "`feature_info` (only some MindCV families define it); the others are listed with the stages "
+             "theseus finds on them.", ""]
     for peer in ("timm", "paddleclas", "mindcv"):
         rows = [e for e in cache.values() if e["peer"] == peer]
         if not rows:
@@ -397,7 +457,7 @@ def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
             lines += ["| model | theseus (ch/red) | peer (ch/red) | reason |", "|---|---|---|---|"]
             for e in dis:
                 ours, err = _ours(e)
-                why = err or _reason(e["family"], ours, e["theirs"])
+                why = err or _reason(e["model"], ours, e["theirs"])
                 lines.append(f"| {e['model']} | {_fmt(ours)} | {_fmt(e['theirs'])} | {why} |".replace("\n", " "))
             lines.append("")
         if other:
@@ -417,6 +477,11 @@ def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
 
 def _todo(cache: dict, peers_: list, limit: int, per_family: bool) -> dict:
     out = {}
+    if "mindcv" in peers_:
+        peers.install()
+        import mindcv
+
+        out["mindcv"] = sum(f"mindcv:{n}" not in cache for n in mindcv.list_models())
     if "timm" in peers_:
         peers.install()
         out["timm"] = sum(f"timm:{n}" not in cache for n in _timm_models(limit, per_family))

@@ -28,7 +28,9 @@ The stage rule (written once, for every backend), from one probe forward on zero
    step by step from the map before it (111 -> 54 is x2, a ceil-mode 7 -> 4 is x2).
 3. **Stages.** The output of the last block of each resolution (reduction). Blocks that
    follow the last body block at its resolution (a head/expansion conv, a final norm) are
-   the head, not a stage. An expansion conv that is the last block INSIDE the body container
+   the head, not a stage. Stages go coarser and coarser: a map back at a finer resolution
+   than a stage before it (HRNet's branches, CoaT's per-scale norms) is not a stage. An
+   expansion conv that is the last block INSIDE the body container
    is a block of the body (timm lists MobileNetV3's 960-channel ``blocks[6]``, torchvision's
    detection backbones use it). When every body block has the same resolution
    (isotropic models: ViT, MLP-Mixer), every body block with the first one's token layout
@@ -364,6 +366,13 @@ def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[li
             nxt = maps[i + 1][1] if i + 1 < len(maps) else None
             if nxt is None or nxt.reduction(hw) != m.reduction(hw):
                 stages.append(_Stage(b.node, m, b.order, b.body))
+        deepest = 0  # coarser and coarser: a map back at a finer resolution (HRNet's branches, CoaT's
+        kept = []    # per-scale norms after the last stage) is not a stage
+        for st in stages:
+            if st.map.reduction(hw) > deepest:
+                kept.append(st)
+                deepest = st.map.reduction(hw)
+        stages = kept
         for s in stages:  # rule 4 (not in isotropic bodies: blocks[0..10] and then "blocks" would mislead)
             s.node = _lifted(backend, s.node, ran)
     return stages, blocks

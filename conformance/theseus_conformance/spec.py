@@ -132,6 +132,13 @@ STAGE_RULE = {
         ["patch", ["conv", 3, 8, 4, 4, 0, 1, True]],
         ["encoder", ["chain", [["blocks", ["list", [_block(8), _block(8), _block(8)]]]]]],
     ] + _head(8)], [("encoder.blocks[0]", 8, 4), ("encoder.blocks[1]", 8, 4), ("encoder.blocks[2]", 8, 4)]),
+    # stages go coarser and coarser: a layer after the last stage that is back at a finer
+    # resolution (here a 1x1 conv padded 8x8 -> 16x16; HRNet's branches, CoaT's per-scale
+    # norms) is not a stage
+    "back_to_finer": (["chain", [
+        ["stages", ["seq", [_cbr(3, 8, 2), _cbr(8, 16, 2)]]],
+        ["side", ["conv", 16, 16, 1, 1, 4, 1, True]],
+    ] + _head(16)], [("stages[0]", 8, 2), ("stages[1]", 16, 4)]),
     # convolutions without padding: 32 -> 15 -> 13 -> 6 -> 3 (inception's 224 -> 111 -> 109
     # -> 54 ...): nominal strides 2, 2, 4, 8 (chained step by step), last of each resolution
     "unpadded": (["chain", [
