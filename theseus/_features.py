@@ -214,7 +214,7 @@ def _probe_all(backend: Backend, model: Any, input_shape: Sequence[int]) -> dict
     return seen
 
 
-def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
+def _blocks(backend: Backend, model: Any, ran: dict, hw: tuple) -> list[_Probed]:
     """Rule 1: the blocks, in completion order."""
     def visit(node: Node, body: bool, deep: bool, out: list) -> None:
         for k in children_of(backend, node):
@@ -223,7 +223,7 @@ def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
                     id(k.layer) not in ran or (all(_is_composite(backend, c) for c in kids)
                                                and _passes_through(k, kids, ran))):
                 visit(k, True, False, out)
-            elif deep and kids and _holds_body(backend, k, ran):
+            elif deep and kids and backend.container_kind(k.layer) is ContainerKind.PLAIN and _holds_body(backend, k, ran):
                 visit(k, body, True, out)
             elif id(k.layer) in ran:
                 order, shape = ran[id(k.layer)]
@@ -247,13 +247,16 @@ def _passes_through(node: Node, kids: list, ran: dict) -> bool:
 
 def _holds_body(backend: Backend, node: Node, ran: dict) -> bool:
     """Whether a plain layer wraps the body: one of its descendants (through plain layers) is
-    a sequence container of composite blocks (a ViT ``encoder`` holding ``blocks``)."""
+    a sequence container of composite blocks that ran (a ViT ``encoder`` holding ``blocks``).
+    Only plain layers are looked into: a Sequential trunk of mixed layers (DenseNet's
+    ``features``) is a trunk (rule 1c), not a wrapper."""
     for k in children_of(backend, node):
         kids = children_of(backend, k)
-        if kids and backend.container_kind(k.layer) is ContainerKind.SEQUENCE:
+        kind = backend.container_kind(k.layer)
+        if kids and kind is ContainerKind.SEQUENCE:
             if all(_is_composite(backend, c) for c in kids) and any(id(c.layer) in ran for c in kids):
                 return True
-        elif kids and _holds_body(backend, k, ran):
+        elif kids and kind is ContainerKind.PLAIN and _holds_body(backend, k, ran):
             return True
     return False
 
@@ -347,7 +350,7 @@ def _detect(backend: Backend, model: Any, input_shape: Sequence[int]) -> tuple[l
 def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[list[_Stage], list[_Probed]]:
     """The stage rule on a probe's record ``ran`` (``{id(layer): (order, shape)}``); it reads
     the model only through ``backend.children`` and ``backend.container_kind``."""
-    blocks = [b for b in _blocks(backend, model, ran)]
+    blocks = _blocks(backend, model, ran, hw)
     maps = list(zip(blocks, _read_maps([b.shape for b in blocks], hw)))
     maps = [(b, m) for b, m in maps if m is not None]
     inner = _internal(maps, ran, hw)
@@ -433,7 +436,7 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
         ran = _probe_all(backend, model, input_shape)
         shapes = [ran.get(id(n.layer), (None, None))[1] for n in nodes]
         if any(_ambiguous(shp, hw) for shp in shapes):  # ambiguous: read it as its neighbours are
-            blocks = _blocks(backend, model, ran)
+            blocks = _blocks(backend, model, ran, hw)
             reading = dict(zip((id(b.node.layer) for b in blocks), _read_maps([b.shape for b in blocks], hw)))
         for n, shp in zip(nodes, shapes):
             m = _as_map(shp, hw)

@@ -126,6 +126,13 @@ STAGE_RULE = {
         ["features", ["seq", [conv(3, 4, stride=2), ["relu"], conv(4, 8, stride=2), ["relu"],
                               conv(8, 16, stride=2), ["relu"]]]],
     ] + _head(16)], [("features[1]", 4, 2), ("features[3]", 8, 4), ("features", 16, 8)]),
+    # a trunk whose layer holds a list of blocks (MindCV DenseNet's ``features`` with dense
+    # blocks of ``cell_list``s) is a trunk, not a wrapper of the body: its children are blocks
+    "trunk_holding_a_list": (["chain", [
+        ["features", ["seq", [conv(3, 4, stride=2), ["relu"],
+                              ["chain", [["units", ["list", [_block(4), _block(4)]]]]],
+                              conv(4, 8, stride=2)]]],
+    ] + _head(8)], [("features[2]", 4, 2), ("features", 8, 4)]),
     # the body inside a plain wrapper (timm qwen3/gemma4/deepseek ViTs: ``encoder.blocks``):
     # isotropic, every block is a stage
     "wrapped_body": (["chain", [
