@@ -181,22 +181,32 @@ def _reason(model: str, ours: list, theirs: list) -> str:
     o, t = list(ours), list(theirs)
     notes = []
     if t and t[0][1] <= 2 and "." in t[0][2] and not (o and o[0][1] == t[0][1]):
-        notes.append(f"timm taps {t[0][2]} inside the stem at /{t[0][1]}; theseus lists no layer inside a stem "
+        notes.append(f"the peer taps {t[0][2]} inside the stem at /{t[0][1]}; theseus lists no layer inside a stem "
                      "(issue 12 rule; detectors take /4../32, where the lists agree)")
         t = t[1:]
     if o and o[0][1] <= 2 and not (t and t[0][1] == o[0][1]):
-        notes.append(f"timm lists no stage for the top-level /{o[0][1]} stem output {o[0][2]} (it does for "
+        notes.append(f"the peer lists no stage for the top-level /{o[0][1]} stem output {o[0][2]} (timm does for "
                      "ResNet's act1); a detector uses theseus's out_indices from 1")
         o = o[1:]
+    extra = [x for x in o if t and x[1] < t[0][1]]
+    if extra and [x[:2] for x in o[len(extra):]] == [x[:2] for x in t]:
+        notes.append(f"the peer's first stage is at /{t[0][1]}; theseus also lists "
+                     + ", ".join(f"{x[2]} (/{x[1]})" for x in extra))
+        o = o[len(extra):]
     if (t and o and t[-1][1] == o[-1][1] and t[-1][0] != o[-1][0]
             and any(h in t[-1][2] for h in _HEAD_CONVS)):
-        notes.append(f"timm taps the head conv {t[-1][2]} ({t[-1][0]} ch) at /{t[-1][1]}; theseus the last body "
+        notes.append(f"the peer taps the head conv {t[-1][2]} ({t[-1][0]} ch) at /{t[-1][1]}; theseus the last body "
                      f"block {o[-1][2]} ({o[-1][0]} ch): not a head/expansion conv (issue 12)")
         t, o = t[:-1], o[:-1]
     last = _last_per_reduction(t)
     if len(last) < len(t) and [x[:2] for x in last] == [x[:2] for x in o]:
-        notes.append("timm lists several modules at one resolution; theseus the last of each, which a detector wants")
+        notes.append("the peer lists several modules at one resolution; theseus the last of each, which a detector "
+                     "wants")
         t = last
+    if len(o) == len(t) + 1 and [x[:2] for x in o[:-1]] == [x[:2] for x in t]:
+        notes.append(f"the peer lists no stage at /{o[-1][1]} (its pattern stops at /{t[-1][1]}); theseus's last "
+                     f"stage {o[-1][2]} is the body's end")
+        o = o[:-1]
     if [x[:2] for x in o] == [x[:2] for x in t]:
         return "peer convention: " + "; ".join(notes)
     if [x[1] for x in o] == [x[1] for x in t]:
@@ -329,7 +339,10 @@ def run_ppcls(cache: dict, path: str) -> None:
                 net = getattr(mod, fn_name)(pretrained=False)
                 net.eval()
                 shapes = _probe_shapes(net, patterns[arch])
-                entry["theirs"] = [[s[1], 224 // s[-1], p] for p, s in zip(patterns[arch], shapes)]
+                if any(s is None or len(s) != 4 for s in shapes):
+                    raise ValueError(f"a stage pattern's output is not a (B, C, H, W) tensor: {shapes}")
+                entry["theirs"] = [[s[1], _features._as_map(tuple(s), (224, 224)).reduction((224, 224)), p]
+                                   for p, s in zip(patterns[arch], shapes)]
                 entry["tree"] = _record(net, 224)
                 entry["status"] = "compared"
             except _Timeout:
@@ -349,8 +362,12 @@ def _probe_shapes(net: Any, patterns: list) -> list:
     backend = theseus.backend_of(net)
     layers = theseus.resolve(net, patterns)
     shapes: dict = {}
-    hs = [backend.add_forward_hook(layer, lambda m, i, o, d=d: shapes.setdefault(d, backend.shape(o)))
-          for d, layer in layers.items()]
+    def hook(d):  # returns None: a post-hook's return value replaces the layer's output in Paddle
+        def record(m, i, o):
+            shapes.setdefault(d, backend.shape(o))
+        return record
+
+    hs = [backend.add_forward_hook(layer, hook(d)) for d, layer in layers.items()]
     try:
         backend.infer(net, backend.from_numpy(np.zeros((1, 3, 224, 224), np.float32)))
     finally:

@@ -164,8 +164,12 @@ def _read_maps(shapes: list, input_hw: tuple) -> list:
             continue
         finer = [p for p in out[:i] if p is not None and p.grid[0] >= m.grid[0]]
         near = min(finer, key=lambda p: p.grid[0]) if finer else None
-        g, r = (near.grid[0], near.reduction(input_hw)) if near else (H, 1)
-        if H % m.grid[0] or g % m.grid[0] or (near is not None and near.stride):
+        if near is None:  # the first map: exact, else the nearest power of two (25 at 224: /8)
+            if H % m.grid[0]:
+                m.stride = 1 << max(0, int(round(np.log2(H / m.grid[0]))))
+            continue
+        g, r = near.grid[0], near.reduction(input_hw)
+        if H % m.grid[0] or g % m.grid[0] or near.stride:
             m.stride = r * max(1, int(round(g / m.grid[0])))
     return out
 
