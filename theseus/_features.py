@@ -218,7 +218,7 @@ def _probe_all(backend: Backend, model: Any, input_shape: Sequence[int]) -> dict
     return seen
 
 
-def _blocks(backend: Backend, model: Any, ran: dict, hw: tuple) -> list[_Probed]:
+def _blocks(backend: Backend, model: Any, ran: dict) -> list[_Probed]:
     """Rule 1: the blocks, in completion order."""
     def visit(node: Node, body: bool, deep: bool, out: list) -> None:
         for k in children_of(backend, node):
@@ -227,7 +227,8 @@ def _blocks(backend: Backend, model: Any, ran: dict, hw: tuple) -> list[_Probed]
                     id(k.layer) not in ran or (all(_is_composite(backend, c) for c in kids)
                                                and _passes_through(k, kids, ran))):
                 visit(k, True, False, out)
-            elif deep and kids and backend.container_kind(k.layer) is ContainerKind.PLAIN and _holds_body(backend, k, ran):
+            elif (deep and kids and backend.container_kind(k.layer) is ContainerKind.PLAIN
+                  and _holds_body(backend, k, ran)):
                 visit(k, body, True, out)
             elif id(k.layer) in ran:
                 order, shape = ran[id(k.layer)]
@@ -354,7 +355,7 @@ def _detect(backend: Backend, model: Any, input_shape: Sequence[int]) -> tuple[l
 def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[list[_Stage], list[_Probed]]:
     """The stage rule on a probe's record ``ran`` (``{id(layer): (order, shape)}``); it reads
     the model only through ``backend.children`` and ``backend.container_kind``."""
-    blocks = _blocks(backend, model, ran, hw)
+    blocks = _blocks(backend, model, ran)
     maps = list(zip(blocks, _read_maps([b.shape for b in blocks], hw)))
     maps = [(b, m) for b, m in maps if m is not None]
     inner = _internal(maps, ran, hw)
@@ -440,7 +441,7 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
         ran = _probe_all(backend, model, input_shape)
         shapes = [ran.get(id(n.layer), (None, None))[1] for n in nodes]
         if any(_ambiguous(shp, hw) for shp in shapes):  # ambiguous: read it as its neighbours are
-            blocks = _blocks(backend, model, ran, hw)
+            blocks = _blocks(backend, model, ran)
             reading = dict(zip((id(b.node.layer) for b in blocks), _read_maps([b.shape for b in blocks], hw)))
         for n, shp in zip(nodes, shapes):
             m = _as_map(shp, hw)
