@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import statistics
+import sys
 import time
 from typing import Any, Callable
 
@@ -49,19 +51,37 @@ def progress(total: int, indent: int = 0) -> Progress:
     return Progress(total, quiet=_progress["quiet"], indent=indent)
 
 
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "4294967296", "MALLOC_TRIM_THRESHOLD_": "4294967296"}
+
+
 def add_timing_args(ap: Any) -> None:
-    """``--clock wall|cpu`` and ``--quiet`` on a benchmark's argument parser (see ``use_clock``)."""
+    """``--clock wall|cpu``, ``--steady-malloc`` and ``--quiet`` on a benchmark's argument
+    parser (see ``use_clock``)."""
     add_progress_arg(ap)
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                     help="wall: elapsed time (needs a quiet machine); cpu: the process's CPU time, which other "
                          "processes on a busy machine do not inflate (run with OMP_NUM_THREADS=1 so that "
                          "no intra-op thread spins)")
+    ap.add_argument("--steady-malloc", action="store_true",
+                    help="re-run this script with glibc's mmap and trim thresholds raised, so freed activations "
+                         "are not returned to the OS and page-faulted back on the next forward (an allocator "
+                         "effect that makes a model holding its activations longer look faster: "
+                         "docs/framework-traps.md)")
 
 
-def use_clock(name: str) -> str:
-    """Select the clock every later ``interleaved`` call uses; returns a label for reports."""
+def use_clock(name: str, steady_malloc: bool = False) -> str:
+    """Select the clock every later ``interleaved`` call uses; returns a label for reports.
+
+    With ``steady_malloc`` the process first re-executes itself with ``STEADY_MALLOC`` in its
+    environment (glibc reads it at start-up only)."""
+    if steady_malloc and any(os.environ.get(k) != v for k, v in STEADY_MALLOC.items()):
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **STEADY_MALLOC})
     _clock["name"] = name
-    return "wall-clock" if name == "wall" else "process CPU time"
+    label = "wall-clock" if name == "wall" else "process CPU time"
+    if all(os.environ.get(k) == v for k, v in STEADY_MALLOC.items()):
+        label += ", glibc mmap/trim thresholds raised (--steady-malloc)"
+    return label
 
 
 class Timings(dict):
@@ -168,7 +188,7 @@ def run_per_backend(doc: str, argv: Any, columns: str, bench: Callable[[str, int
     ap.add_argument("--reps", type=int, default=20)
     add_timing_args(ap)
     args = ap.parse_args(argv)
-    clock = use_clock(args.clock)
+    clock = use_clock(args.clock, args.steady_malloc)
     names = args.backend or [n for n in ("mindspore", "paddle", "torch") if n in theseus.backends()]
     print(f"MobileNetV1, batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; "
           "ratios are medians of per-round ratios; 'A/A' is plain vs plain in the same rounds (the noise floor)")

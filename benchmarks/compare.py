@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--phases", action="store_true")
     add_timing_args(ap)
     args = ap.parse_args()
-    clock = use_clock(args.clock)
+    clock = use_clock(args.clock, args.steady_malloc)
     paddle.seed(0)
     torch.manual_seed(0)
     src = paddle.vision.models.resnet50()

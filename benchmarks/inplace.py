@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=10)
     add_timing_args(ap)
     args = ap.parse_args(argv)
-    clock = use_clock(args.clock)
+    clock = use_clock(args.clock, args.steady_malloc)
     import torch
 
     torch.manual_seed(0)

@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=["timm", "paddleclas"])
     add_timing_args(ap)
     args = ap.parse_args(argv)
-    clock = use_clock(args.clock)
+    clock = use_clock(args.clock, args.steady_malloc)
     peers.install()
     print(f"batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; ratio = median "
           "of per-round ratios (+- half its IQR); A/A = the peer against itself in the same rounds (noise floor)")
