@@ -439,7 +439,12 @@ def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
              "The per-model records (the peer's metadata and theseus's probe: module tree and output shapes) are "
              "cached in `benchmarks/.stage_agreement/<peer>.jsonl`; an interrupted run resumes, and "
              "`--write-only` re-runs theseus's stage rule (`theseus._features._detect_from`, the code "
-             "`theseus.features` runs) on the records without building any model.", "",
+             "`theseus.features` runs) on the records without building any model. The records are git-ignored "
+             "(tens of MB); the command rebuilds them. timm models are run in a fixed shuffled order (an "
+             "unfinished run is a uniform sample); a model is excluded when building it takes over 10 CPU s "
+             "(ITIMER_PROF) or its probe over 120 CPU s, and models whose name parts say giant/gigantic/huge/"
+             "xxlarge/1b+ are counted as over the build limit without being built. Models with a fixed input "
+             "size are probed at that size.", "",
              "How agreement is judged: the ordered list of (channels, reduction) of theseus's default stages "
              "(`theseus.features(model)`, probe 224x224 zeros, random init) must equal the peer's list exactly: "
              "same number of stages, same channels, same reductions (module names are not compared; they are "
