@@ -55,6 +55,15 @@ CONVENTIONS = {
               "conv that ends the body container (features[16]), as timm itself does for MobileNetV3 (blocks.6)",
     "tresnet": "peer convention: timm lists a /2 entry with an empty module name (the space-to-depth input, "
                "not a module output)",
+    "convit": "theseus rule: the isotropic body ends where the token layout changes (the last blocks add a class "
+              "token, as XCiT's class-attention blocks); timm lists those blocks too",
+    "vit_so400m_patch14_siglip_384": "theseus limitation: probed at its fixed 384, not a multiple of the patch 14 "
+                                     "(grid 27): theseus's nominal stride for a first inexact grid is the nearest "
+                                     "power of two (16), timm's the patch size (14)",
+    "vit_so400m_patch14_siglip_gap_384": "theseus limitation: probed at its fixed 384, not a multiple of the patch 14 "
+                                         "(grid 27): theseus's nominal stride is the nearest power of two (16)",
+    "regnetz_040_h": "theseus bug (not fixed): its stages are attributes s1..s4, not a container of blocks, so "
+                     "there is no body and the head conv final_conv (1536 ch) is taken as the /32 stage",
     "selecsls": "peer convention: timm taps features.N inside the selecsls trunk and the head convs",
     "dpn": "theseus limitation: DPN blocks return (residual, dense) tuples; theseus reads tensor outputs only "
            "(pass stages=[...] of tensor-output layers)",
