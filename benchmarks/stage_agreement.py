@@ -175,6 +175,8 @@ def _ours(entry: dict) -> tuple:
 def _status(entry: dict) -> str:
     if entry["status"] != "compared":
         return entry["status"]
+    if "tree" not in entry and "the probe forward on zeros" in entry.get("error", ""):
+        return "excluded: the model's own forward fails on CPU (" + entry["error"].split("failed (")[-1][:60] + ")"
     ours, err = _ours(entry)
     if not entry.get("theirs"):
         return "no peer metadata (theseus finds stages)" if ours else "no peer metadata, theseus finds no stage"
