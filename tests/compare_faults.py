@@ -300,3 +300,14 @@ def first_named(report: Any, kind: str, desc: str) -> bool:
     """Is the injected destination layer ``desc`` the report's first fault, found in isolation?"""
     f = report.first_fault
     return f is not None and f.dst_layer == desc and f.iso is not None and f.iso.flagged
+
+
+# The likely cause compare must name for each injected fault kind (a substring of report.cause).
+EXPECTED_CAUSE = {
+    "swap_channels": "swapped",
+    "swap_stats": "running mean and variance swapped",
+    "transpose": "transposed weight",
+    "eps": "eps differs: destination ~0.001",
+    "relu6": "clipped at 6",
+    "padding": "padding convention: the destination pads ",
+}

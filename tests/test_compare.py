@@ -27,14 +27,6 @@ import compare_faults as cf  # noqa: E402
 
 FWS = ["torch", "paddle", "mindspore"]
 SCALE = 2.0   # input std: every ReLU of the recorded run sees values > 6 (so ReLU6 is visible)
-EXPECTED_CAUSE = {
-    "swap_channels": "swapped",
-    "swap_stats": "running mean and variance swapped",
-    "transpose": "transposed weight",
-    "eps": "eps differs: destination ~0.001",
-    "relu6": "clipped at 6",
-    "padding": "padding convention: the destination pads ",
-}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +73,7 @@ def test_faults_named_exactly(fw_name, weights, recording):
             undo()
         f = report.first_fault
         named = f is not None and f.src_layer == desc and f.dst_layer == desc and f.iso is not None and f.iso.flagged
-        if not named or EXPECTED_CAUSE[kind] not in report.cause:
+        if not named or cf.EXPECTED_CAUSE[kind] not in report.cause:
             misses.append((kind, desc, detail, report.first_divergence, report.cause))
     assert misses == []
     after = judge(dst, recording)

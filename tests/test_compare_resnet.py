@@ -35,14 +35,6 @@ import compare_faults as cf  # noqa: E402
 SHAPE = (1, 3, 64, 64)
 PAIRS = [("paddle", "torch"), ("torch", "mindspore"), ("mindspore", "paddle")]   # (source, destination)
 CI_SITES = 2          # of the 10 sites per kind
-EXPECTED_CAUSE = {
-    "swap_channels": "swapped",
-    "swap_stats": "running mean and variance swapped",
-    "transpose": "transposed weight",
-    "eps": "eps differs: destination ~0.001",
-    "relu6": "clipped at 6",
-    "padding": "padding convention: the destination pads ",
-}
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +77,7 @@ def test_resnet50_faults_named_exactly(ports, recordings, src, dst):
             undo()
         f = report.first_fault
         if not cf.first_named(report, kind, desc) or f.src_layer not in paired.get(desc, ()) \
-                or EXPECTED_CAUSE[kind] not in report.cause:
+                or cf.EXPECTED_CAUSE[kind] not in report.cause:
             misses.append((kind, desc, detail, f and f.dst_layer, f and f.src_layer, report.cause))
     assert misses == []
     after = judge(model, rec, pm)
