@@ -35,7 +35,6 @@ from ._compare import (
     ToleranceModel,
     _Calls,
     _flatten,
-    _map_pairs,
     _metrics,
     _name,
     _read_zip,

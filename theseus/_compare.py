@@ -33,14 +33,14 @@ import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Optional, Union
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
 from ._backend import Backend, backend_of
 from ._errors import InvalidArgumentError, TheseusError, UnsupportedOperation
 from ._ops import Patterns, _as_list, _resolve_nodes
-from ._walk import Node, eval_mode, lookup, walk
+from ._walk import eval_mode, walk
 
 __all__ = [
     "CompareReport",

@@ -57,7 +57,7 @@ from ._errors import InvalidArgumentError, LayerNotFoundError
 from ._extract import _Collector
 from ._ops import _as_list, _resolve_nodes
 from ._validate import check_input_shape, check_out_indices, pick_out_indices
-from ._walk import Node, children_of, eval_mode, lookup, probe_forward, root_node, walk
+from ._walk import Node, children_of, lookup, probe_forward, root_node, walk
 
 __all__ = ["features", "truncate", "FeatureInfo"]
 
