@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import statistics
 import sys
@@ -98,6 +99,18 @@ class Timings(dict):
 
     def ratio(self, key: str, base: str) -> float:
         return statistics.median(a / b for a, b in zip(self.samples[key], self.samples[base]))
+
+    def interval(self, key: str, base: str) -> tuple[float, float]:
+        """95 % confidence interval of ``ratio(key, base)`` (the median of the paired ratios),
+        distribution-free: the order statistics ``n/2 -+ 0.98 sqrt(n)`` of the sorted ratios.
+        A target such as "<= 1.00" is shown met when the interval's upper end is below it, and
+        indistinguishable when the interval contains it."""
+        ratios = sorted(a / b for a, b in zip(self.samples[key], self.samples[base]))
+        n = len(ratios)
+        if n < 6:
+            return float("nan"), float("nan")
+        half = 0.98 * n ** 0.5
+        return ratios[max(0, int(n / 2 - half))], ratios[min(n - 1, int(math.ceil(n / 2 + half)))]
 
     def spread(self, key: str, base: str) -> float:
         """Half the inter-quartile range of the paired ratios (their round-to-round noise)."""
