@@ -11,11 +11,23 @@ input (best of 7 x 20 calls), where the Python around the kernels (hooks, module
 dominates: where the two differ beyond the compute.
 
 Run:  python benchmarks/peers.py [--reps 40] [--batch 8] [--only timm|paddleclas] [--clock wall|cpu]
+      [--steady-malloc] [--processes K]
+
+One process measures one placement of the models in memory; on this VM that placement alone
+moves a ratio by about +-1 % from process to process, more than the in-run interval. With
+``--processes K`` the whole measurement runs in K fresh processes, one after the other, and
+the summary gives each process's ratio and their median.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
 import timeit
 
 import numpy as np
@@ -151,9 +163,16 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--only", choices=["timm", "paddleclas"])
+    ap.add_argument("--processes", type=int, default=1, help="repeat the measurement in K fresh processes")
+    ap.add_argument("--json", help=argparse.SUPPRESS)   # a child of --processes writes its results here
     add_timing_args(ap)
     args = ap.parse_args(argv)
+    if args.processes < 1 or args.reps < 1:
+        ap.error("--processes and --reps must be >= 1")
     clock = use_clock(args.clock, args.steady_malloc)
+    if args.processes > 1:
+        return _across_processes(args, clock)
+    results: dict = {}
     peers.install()
     print(f"batch {args.batch}, 224x224, eval, {clock}, medians of {args.reps} interleaved rounds; ratio = median "
           "of per-round ratios (+- half its IQR); A/A = the peer against itself in the same rounds (noise floor)")
@@ -162,19 +181,54 @@ def main(argv=None) -> int:
     print(f"{'comparison':<58} {'peer ms':>9} {'theseus ms':>11} {'A/A':>6} {'ratio':>14} {'95 % CI':>15} "
           f"{'32x32 peer ms':>14} {'32x32 theseus ms':>17}")
     if args.only in (None, "paddleclas"):   # paddle before torch: nothing else loaded yet
-        r = bench_paddleclas(args.batch, args.reps)
+        r = results["paddleclas"] = bench_paddleclas(args.batch, args.reps)
         print(f"{'update_res vs PaddleClas update_res (PaddleClas MobileNetV1)':<58} {r['peer_ms']:>9.1f} "
               f"{r['ours_ms']:>11.1f} {r['floor']:>6.3f} {r['ratio']:>7.3f} +-{r['noise']:.3f} {_ci(r['ci']):>15} "
               f"{r['fixed_peer_ms']:>14.2f} {r['fixed_ours_ms']:>17.2f}", flush=True)
         print(f"  hook chain per forward (the hooks called directly): PaddleClas {r['chain']['peer']:.1f} us, "
               f"theseus {r['chain']['ours']:.1f} us", flush=True)
     if args.only in (None, "timm"):
-        r = bench_timm(args.batch, args.reps)
+        r = results["timm"] = bench_timm(args.batch, args.reps)
         print(f"{'features vs timm features_only (mobilenetv1_100)':<58} {r['peer_ms']:>9.1f} "
               f"{r['ours_ms']:>11.1f} {r['floor']:>6.3f} {r['ratio']:>7.3f} +-{r['noise']:.3f} {_ci(r['ci']):>15} "
               f"{r['fixed_peer_ms']:>14.2f} {r['fixed_ours_ms']:>17.2f}", flush=True)
         print(f"  bare hooks + early exit, no theseus code (same rounds) / timm features_only: {r['raw_hooks']:.3f}",
               flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f)
+    return 0
+
+
+LABELS = {"paddleclas": "update_res / PaddleClas update_res", "timm": "features / timm features_only"}
+
+
+def _across_processes(args, clock: str) -> int:
+    """Run this script ``args.processes`` times in fresh processes; print each run's ratios
+    and, per comparison, the median over processes."""
+    child = [sys.executable, os.path.abspath(__file__), "--reps", str(args.reps), "--batch", str(args.batch),
+             "--clock", args.clock, "-q"] + (["--only", args.only] if args.only else [])
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.processes):
+            out = os.path.join(tmp, f"{i}.json")
+            done = subprocess.run(child + ["--json", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if done.returncode != 0:
+                print(done.stdout, end="")
+                raise SystemExit(f"peers.py: process {i + 1} failed (exit {done.returncode})")
+            with open(out) as f:
+                runs.append(json.load(f))
+            line = "; ".join(f"{LABELS[k]} {r['ratio']:.3f} {_ci(r['ci'])} (A/A {r['floor']:.3f})"
+                             for k, r in runs[-1].items())
+            print(f"process {i + 1}/{args.processes}: {line}", flush=True)
+    print(f"batch {args.batch}, 224x224, eval, {clock}; {args.reps} interleaved rounds per process, "
+          f"{args.processes} processes")
+    print(f"{'comparison':<40} {'median ratio':>13} {'min':>7} {'max':>7} {'median A/A':>11}")
+    for key in runs[0]:
+        ratios = [r[key]["ratio"] for r in runs]
+        floors = [r[key]["floor"] for r in runs]
+        print(f"{LABELS[key]:<40} {statistics.median(ratios):>13.3f} {min(ratios):>7.3f} {max(ratios):>7.3f} "
+              f"{statistics.median(floors):>11.3f}")
     return 0
 
 

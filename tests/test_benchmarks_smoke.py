@@ -19,6 +19,8 @@ CASES = {
                  "features()/plain"),
     "inplace": (["inplace.py", "--batch", "1", "--reps", "1"], "captures not modified"),
     "peers-timm": (["peers.py", "--only", "timm", "--batch", "1", "--reps", "1"], "features vs timm features_only"),
+    "peers-processes": (["peers.py", "--only", "timm", "--batch", "1", "--reps", "1", "--processes", "2"],
+                        "median ratio"),
     "peers-paddleclas": (["peers.py", "--only", "paddleclas", "--batch", "1", "--reps", "1"],
                          "hook chain per forward"),
 }
