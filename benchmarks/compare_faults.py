@@ -69,7 +69,11 @@ def run_pair(label, fw, dst, rec, rec20, pm, misses):
     for m, c in counts.items():
         print(f"| {label} | {m} | {c['named']}/{len(plan)} | {c['wrong']} | {c['missed']} | "
               f"{flagged[m]} of {len(clean.rows)} |", flush=True)
-    print(f"<!-- {label}: {per:.2f} s per judged fault -->", flush=True)
+    n_all = sum(1 + (r.iso is not None) for r in clean.rows)
+    n_est = sum((r.acc.noise_method == "fan-in estimate") + (r.iso is not None and r.iso.noise_method
+                                                              == "fan-in estimate") for r in clean.rows)
+    print(f"<!-- {label}: {per:.2f} s per judged fault; clean port (20 inputs): {n_est} of {n_all} judgments on "
+          f"the fan-in estimate alone; recording: {rec20.noise_method} -->", flush=True)
 
 
 def mobilenet(fws, misses):

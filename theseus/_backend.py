@@ -333,6 +333,11 @@ class Backend(ABC):
         """A numpy copy of the layer's own tensor ``native`` (an attribute name from ``tensors``)."""
         raise self._lacks("state", "export weights")
 
+    def tensor_shape(self, layer: Any, native: str) -> tuple:
+        """The shape of the layer's own tensor ``native`` (override to avoid the copy that this
+        default, ``read_tensor(...).shape``, makes)."""
+        return tuple(self.read_tensor(layer, native).shape)
+
     def write_tensor(self, layer: Any, native: str, array: "np.ndarray") -> None:
         """Overwrite the layer's own tensor ``native`` in place with ``array`` (same shape and
         dtype, checked by the core)."""

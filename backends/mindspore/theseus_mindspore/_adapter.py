@@ -317,6 +317,9 @@ class MindSporeBackend(IndexingLayouts, Backend):
         rename = _renames(layer)
         return [TensorEntry(n, rename.get(n, n)) for n, p in layer._params.items() if p is not None]
 
+    def tensor_shape(self, layer: Any, native: str) -> tuple:
+        return tuple(layer._params[native].shape)
+
     def read_tensor(self, layer: Any, native: str) -> np.ndarray:
         return np.array(layer._params[native].asnumpy(), copy=True)  # asnumpy() shares memory
 

@@ -218,6 +218,9 @@ class PaddleBackend(IndexingLayouts, Backend):
         t = layer._parameters.get(attr)
         return layer._buffers[attr] if t is None else t
 
+    def tensor_shape(self, layer: Any, native: str) -> tuple:
+        return tuple(self._own(layer, native).shape)
+
     def read_tensor(self, layer: Any, native: str) -> np.ndarray:
         return np.array(self._own(layer, native).numpy(), copy=True)
 

@@ -134,6 +134,9 @@ class TorchBackend(IndexingLayouts, Backend):
         t = layer._parameters.get(name)
         return layer._buffers[name] if t is None else t
 
+    def tensor_shape(self, layer: Any, native: str) -> tuple:
+        return tuple(self._own(layer, native).shape)
+
     def read_tensor(self, layer: Any, native: str) -> np.ndarray:
         return self._own(layer, native).detach().cpu().numpy().copy()
 
