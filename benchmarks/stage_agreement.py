@@ -51,31 +51,16 @@ CONVENTIONS = {
     "xception": "peer convention: timm taps a layer inside the next block (blocks.N.stack.act3, before its "
                 "strided conv); theseus the block outputs",
     "legacy_xception": "peer convention: timm taps layers inside blocks (block1.rep.0 ...); theseus the block outputs",
-    "rexnet": "peer convention: timm taps the last bottleneck (features.15) at /32; theseus the 1x1 expansion "
-              "conv that ends the body container (features[16]), as timm itself does for MobileNetV3 (blocks.6)",
     "tresnet": "peer convention: timm lists a /2 entry with an empty module name (the space-to-depth input, "
                "not a module output)",
-    "convit": "theseus rule: the isotropic body ends where the token layout changes (the last blocks add a class "
-              "token, as XCiT's class-attention blocks); timm lists those blocks too",
-    "vit_so400m_patch14_siglip_384": "theseus limitation: probed at its fixed 384, not a multiple of the patch 14 "
-                                     "(grid 27): theseus's nominal stride for a first inexact grid is the nearest "
-                                     "power of two (16), timm's the patch size (14)",
-    "vit_so400m_patch14_siglip_gap_384": "theseus limitation: probed at its fixed 384, not a multiple of the patch 14 "
-                                         "(grid 27): theseus's nominal stride is the nearest power of two (16)",
-    "regnetz_040_h": "theseus bug (not fixed): its stages are attributes s1..s4, not a container of blocks, so "
-                     "there is no body and the head conv final_conv (1536 ch) is taken as the /32 stage",
-    "selecsls": "peer convention: timm taps features.N inside the selecsls trunk and the head convs",
-    "dpn": "theseus limitation: DPN blocks return (residual, dense) tuples; theseus reads tensor outputs only "
-           "(pass stages=[...] of tensor-output layers)",
-    "tnt_": "theseus limitation: TNT blocks return (inner, outer) token tuples; theseus reads tensor outputs only",
-    "pit_": "theseus limitation: PiT stages return (x, cls_tokens) tuples; theseus reads tensor outputs only",
-    "mvitv2": "theseus limitation: MViT-v2 stages return (x, feat_size) tuples; theseus reads tensor outputs only",
-    "crossvit": "theseus limitation: CrossViT blocks return lists of two token branches; theseus reads tensor "
-                "outputs only",
-    "coat_": "theseus limitation: CoaT's parallel blocks return tuples of four scales; theseus reads tensor "
-             "outputs only",
-    "efficientvim": "theseus limitation: EfficientViM stages return (x, hidden state) tuples; theseus reads tensor "
-                    "outputs only",
+    "regnetz_040_h": "theseus limitation: its stages are attributes s1..s4, not a container of blocks (no body); "
+                     "the head conv final_conv widens 528 -> 1536 (2.9x, under the 4x that marks an appended "
+                     "expansion conv) and is taken as the /32 stage; pass stages=[...]",
+    "crossvit": "peer convention: timm lists every block twice, once per branch (two token sequences of "
+                "different patch sizes); theseus reads one map per block (its first branch's tokens, element 0)",
+    "efficientvim": "theseus limitation: the hidden-state LayerNorms norm[i] ((B, N, C) of the recurrent state, "
+                    "not a grid of the image) read as token maps and end the stages early; pass "
+                    "stages=['stages[0]', 'stages[1]', 'stages[2]'] (tuple outputs, element 0 is the map)",
 }
 
 #: timm module names that are head convs (after the last block of the body)
@@ -122,7 +107,20 @@ def _record(model: Any, size: int) -> dict:
         children.append(kids)
         i += 1
     return {"kinds": kinds, "children": children, "size": size, "types": [type(x).__name__ for x in layers],
-            "ran": {str(index[k]): [o, list(s) if s is not None else None] for k, (o, s) in ran.items() if k in index}}
+            "ran": {str(index[k]): [o, _shape_json(s)] for k, (o, s) in ran.items() if k in index}}
+
+
+def _shape_json(s: Any) -> Any:
+    """A probed shape for the record: a list, None, or ``{"parts": [...]}`` for a tuple output."""
+    if isinstance(s, _features._Parts):
+        return {"parts": [list(p) if p is not None else None for p in s]}
+    return list(s) if s is not None else None
+
+
+def _shape_read(s: Any) -> Any:
+    if isinstance(s, dict):
+        return _features._Parts(tuple(p) if p is not None else None for p in s["parts"])
+    return tuple(s) if s is not None else None
 
 
 class _Layer:
@@ -152,7 +150,7 @@ class _ReplayBackend:
 def _replay(tree: dict) -> list:
     """theseus's default stages on a recorded probe: ``[[channels, reduction, name], ...]``."""
     rb = _ReplayBackend(tree)
-    ran = {id(rb.layers[int(i)]): (o, tuple(s) if s is not None else None) for i, (o, s) in tree["ran"].items()}
+    ran = {id(rb.layers[int(i)]): (o, _shape_read(s)) for i, (o, s) in tree["ran"].items()}
     hw = (tree["size"], tree["size"])
     stages, _ = _features._detect_from(rb, rb.layers[0], ran, hw)
     return [[s.map.channels, s.map.reduction(hw), s.node.text] for s in stages]
@@ -193,7 +191,8 @@ def _reason(model: str, ours: list, theirs: list) -> str:
     notes = []
     if t and t[0][1] <= 2 and "." in t[0][2] and not (o and o[0][1] == t[0][1]):
         notes.append(f"the peer taps {t[0][2]} inside the stem at /{t[0][1]}; theseus lists no layer inside a stem "
-                     "(issue 12 rule; detectors take /4../32, where the lists agree)")
+                     "container (stages follow the module tree: opening stems measured at 74 models gained, 109 "
+                     "lost, timm's /2 tap is per family; detectors take /4../32, where the lists agree)")
         t = t[1:]
     if o and o[0][1] <= 2 and not (t and t[0][1] == o[0][1]):
         notes.append(f"the peer lists no stage for the top-level /{o[0][1]} stem output {o[0][2]} (timm does for "
@@ -268,7 +267,12 @@ def _save(path: str, entry: dict) -> None:
     print(f"{entry['peer']:>10} {entry['model']:<45} {_status(entry)}", flush=True)
 
 
-def run_timm(cache: dict, path: str, limit: int, per_family: bool = False, budget_s: float = 0) -> None:
+def _selected(name: str, models: tuple) -> bool:
+    return not models or name.startswith(models)
+
+
+def run_timm(cache: dict, path: str, limit: int, per_family: bool = False, budget_s: float = 0,
+             models: tuple = ()) -> None:
     peers.install()
     import timm
     import torch
@@ -276,11 +280,13 @@ def run_timm(cache: dict, path: str, limit: int, per_family: bool = False, budge
     torch.set_num_threads(1)
     t0 = time.time()
     for name in _timm_models(limit, per_family):
+        if not _selected(name, models):
+            continue
         if budget_s and time.time() - t0 > budget_s:
             print(f"time budget {budget_s:.0f} s reached", flush=True)
             return
         key = f"timm:{name}"
-        if key in cache:
+        if key in cache and not models:
             continue
         entry: dict = {"peer": "timm", "model": name, "family": name.split("_")[0]}
         if any(t in name.split("_") for t in _HUGE):
@@ -387,7 +393,7 @@ def _probe_shapes(net: Any, patterns: list) -> list:
     return [shapes[d] for d in layers]
 
 
-def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False) -> None:
+def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False, models: tuple = ()) -> None:
     peers.install()
     import mindcv
 
@@ -405,7 +411,10 @@ def run_mindcv(cache: dict, path: str, limit: int, per_family: bool = False) -> 
         names = sorted(min(v, key=lambda n: (len(n), n)) for v in fams.values())
     for name in names[:limit] if limit else names:
         key = f"mindcv:{name}"
-        if key in cache and "tree" in cache[key] or key in cache and not cache[key].get("error", "").startswith(
+        if models:
+            if not _selected(name, models):
+                continue
+        elif key in cache and "tree" in cache[key] or key in cache and not cache[key].get("error", "").startswith(
                 "InvalidArgumentError"):
             continue
         entry: dict = {"peer": "mindcv", "model": name, "family": name.split("_")[0]}
@@ -537,6 +546,9 @@ def main(argv: list | None = None) -> int:
                     help="timm: one model per model module (the shortest name) instead of every model")
     ap.add_argument("--budget", type=float, default=0, help="timm: stop starting models after this many seconds")
     ap.add_argument("--write-only", action="store_true", help="rewrite the doc from the records (no model built)")
+    ap.add_argument("--models", default="",
+                    help="timm, mindcv: comma-separated model-name prefixes to probe again (their records are replaced), "
+                         "e.g. after a change to what the probe records")
     args = ap.parse_args(argv)
     os.makedirs(args.cache, exist_ok=True)
     files = {p: os.path.join(args.cache, f"{p}.jsonl") for p in ("timm", "paddleclas", "mindcv")}
@@ -547,11 +559,13 @@ def main(argv: list | None = None) -> int:
     if not args.write_only:
         # mindspore before paddle (oneDNN), torch any time
         if "mindcv" in wanted:
-            run_mindcv(cache, files["mindcv"], args.limit, args.per_family)
+            run_mindcv(cache, files["mindcv"], args.limit, args.per_family,
+                       tuple(m for m in args.models.split(",") if m))
         if "paddleclas" in wanted:
             run_ppcls(cache, files["paddleclas"])
         if "timm" in wanted:
-            run_timm(cache, files["timm"], args.limit, args.per_family, args.budget)
+            run_timm(cache, files["timm"], args.limit, args.per_family, args.budget,
+                     tuple(m for m in args.models.split(",") if m))
     cmd = ("python benchmarks/stage_agreement.py" + (" --per-family" if args.per_family else "")
            + (f" --limit {args.limit}" if args.limit else ""))
     text = write_doc(cache, cmd, _todo(cache, wanted, args.limit, args.per_family))

@@ -16,7 +16,11 @@ The stage rule (written once, for every backend), from one probe forward on zero
       blocks /2 -> /4 before the /4 stage), is internal to that container, not a stage.
    b. *A stem layer.* A block outside the body is never opened when the body goes on at its
       output resolution (a deep stem /1 -> /2 -> /4: its /2 layer is inside it); a
-      top-level layer at /2 (ResNet's ``act1``) is a block like any other.
+      top-level layer at /2 (ResNet's ``act1``) is a block like any other. Stages follow
+      the module tree here, not every resolution computed: timm's /2 tap is a per-family
+      choice (inside ResNet-D/NFNet/CSP/VoVNet stems, none in ConvNeXt-ols/EfficientFormer/
+      LeViT/FastViT/HGNet stems); opening stems was measured at 74 models gained, 109 lost
+      (docs/stage-agreement.md).
    c. *A trunk.* A block outside the body that reduces by more than one step and after which
       no body block runs at its resolution (DenseNet's or VGG's whole ``features``) is
       opened: its last layer at each finer resolution is a block too.
@@ -26,16 +30,25 @@ The stage rule (written once, for every backend), from one probe forward on zero
    Globally pooled (1x1) outputs are not maps. A grid need not divide the input (convs
    without padding: 224 -> 111 -> 54 -> 25): its reduction is the nominal stride, chained
    step by step from the map before it (111 -> 54 is x2, a ceil-mode 7 -> 4 is x2).
+   A block returning a tuple or list (PiT's ``(x, cls_tokens)``, MViT-v2's
+   ``(x, feat_size)``, TNT's ``(pixel tokens, patch tokens)``) is read as its first element
+   that is a map of the probe's batch (TNT's pixel tokens have ``B * N`` rows: not a map);
+   ``feature_info`` names that element (``element``).
 3. **Stages.** The output of the last block of each resolution (reduction). Blocks that
    follow the last body block at its resolution (a head/expansion conv, a final norm) are
    the head, not a stage. Stages go coarser and coarser: a map back at a finer resolution
-   than a stage before it (HRNet's branches, CoaT's per-scale norms) is not a stage. An
-   expansion conv that is the last block INSIDE the body container
-   is a block of the body (timm lists MobileNetV3's 960-channel ``blocks[6]``, torchvision's
-   detection backbones use it). When every body block has the same resolution
-   (isotropic models: ViT, MLP-Mixer), every body block with the first one's token layout
-   is a stage (timm's convention; XCiT's class-attention blocks, which add a class token,
-   are the head).
+   than a stage before it (HRNet's branches, CoaT's per-scale norms) is not a stage. The
+   last body block is the head too when it is a layer of another class appended to a flat
+   list of blocks that widens the channels of the block before it 4x or more at the same
+   resolution (ReXNet's ``features[16]``, torchvision MobileNetV2/V3's last ``features``
+   conv: a 1x1 expansion to the classifier's width); an expansion that forms a stage of
+   its own (the only block of its container: timm MobileNetV3's 960-channel ``blocks[6]``)
+   is a stage, as timm lists it. A model without a body (stages as attributes ``s1..s4``)
+   gets the same test on its top-level layers. When every body block has the same resolution
+   (isotropic models: ViT, MLP-Mixer), every block of the body container (the one holding
+   the first body block) is a stage, with or without a class token (timm's convention:
+   ConViT's last blocks add one); a second container of blocks after it (XCiT's
+   class-attention blocks) is the head.
 4. **Names.** A stage that is the last child of a Sequential that ran is named by that
    container (``layer1`` rather than ``layer1[2]``: same tensor).
 
@@ -67,7 +80,8 @@ _MAX_PREFIX = 16
 class FeatureInfo(list):
     """Per selected stage: ``{"name", "channels", "reduction", "index"}`` (timm-style),
     plus ``"layout"`` (``"NHWC"`` or ``"tokens"``) and ``"prefix_tokens"`` when the layer's
-    output was converted to ``(B, C, H, W)``."""
+    output was converted to ``(B, C, H, W)``, and ``"element"`` (an index) when the layer
+    returns a tuple/list and that element is the map."""
 
     def channels(self) -> list[int]:
         return [f["channels"] for f in self]
@@ -88,6 +102,7 @@ class _Map:
     grid: tuple            # (h, w)
     prefix: int = 0        # tokens before the grid (class/register tokens)
     stride: int = 0        # nominal stride of a grid that does not divide the input (0: exact)
+    part: Optional[int] = None  # the element of a tuple/list output that is the map
 
     def reduction(self, input_hw: tuple) -> int:
         """The input's size over the grid's. A grid that does not divide the input (convs
@@ -97,12 +112,55 @@ class _Map:
             return self.stride
         if input_hw[0] % self.grid[0] == 0:
             return input_hw[0] // self.grid[0]
-        return 1 << max(0, int(round(np.log2(input_hw[0] / self.grid[0]))))
+        return _nominal(input_hw[0], self.grid[0])
+
+
+def _nominal(size: int, grid: int) -> int:
+    """The nominal stride of a first grid that does not divide the input. Unpadded convs and
+    pools leave a grid a little smaller than ``size / stride`` (224 -> 25 at /8, PiT's 64 -> 7
+    at /8), padding a little larger: the largest power of two up to the ratio (+5 %) when
+    within 15 % of it, else the ratio rounded down (patch 14: 384 -> 27 is /14, PiT-B's
+    224 -> 31 is /7)."""
+    ratio = size / grid
+    p = 1 << max(0, int(np.floor(np.log2(ratio * 1.05))))
+    return p if p >= 0.85 * ratio else max(1, int(ratio * 1.05))
+
+
+class _Parts(tuple):
+    """The shapes of a tuple/list output's elements (None: not a tensor, or a tensor whose
+    leading axis is not the probe's batch, e.g. TNT's per-patch pixel tokens)."""
+
+
+def _shape_of(backend: Backend, output: Any, batch: int) -> Any:
+    """A layer's output shape as the stage rule reads it: a tensor's shape, ``_Parts`` for a
+    tuple/list of tensors (PiT's ``(x, cls_tokens)``, MViT-v2's ``(x, feat_size)``), None."""
+    if isinstance(output, (tuple, list)) and output:
+        parts = [backend.shape(o) if not isinstance(o, (tuple, list, dict)) else None for o in output]
+        return _Parts(s if s is not None and len(s) >= 3 and s[0] == batch else None for s in parts)
+    return backend.shape(output)
+
+
+def _part(shape: Any, input_hw: tuple) -> tuple:
+    """``(index, shape)`` of the element of a tuple output read as the map: the first one that
+    is a feature map; ``(None, shape)`` for a plain shape."""
+    if not isinstance(shape, _Parts):
+        return None, shape
+    for i, s in enumerate(shape):
+        if s is not None and _as_map(s, input_hw) is not None:
+            return i, s
+    return None, None
 
 
 def _as_map(shape: Optional[tuple], input_hw: tuple, prefer: str = "NCHW") -> Optional[_Map]:
     """Read an output shape as a feature map of an input of spatial size ``input_hw``; a
-    4-D shape that fits both layouts is read as ``prefer``."""
+    4-D shape that fits both layouts is read as ``prefer``; a tuple output (``_Parts``) as
+    its first element that is a map (``part`` says which)."""
+    if isinstance(shape, _Parts):
+        i, sub = _part(shape, input_hw)
+        m = None if sub is None else _as_map(sub, input_hw, prefer)
+        if m is not None:
+            m.part = i
+        return m
     if shape is None:
         return None
     H, W = input_hw
@@ -142,6 +200,7 @@ def _near_grid(h: int, w: int, H: int, W: int) -> bool:
     rh, rw = H / h, W / w
     return abs(rh - rw) <= 0.1 * max(rh, rw) and rh >= 1.5
 def _ambiguous(shape: Optional[tuple], input_hw: tuple) -> bool:
+    shape = _part(shape, input_hw)[1]
     return (shape is not None and len(shape) == 4 and _as_map(shape, input_hw, "NCHW") is not None
             and _as_map(shape, input_hw, "NHWC") is not None
             and _as_map(shape, input_hw, "NCHW").layout != _as_map(shape, input_hw, "NHWC").layout)
@@ -164,9 +223,9 @@ def _read_maps(shapes: list, input_hw: tuple) -> list:
             continue
         finer = [p for p in out[:i] if p is not None and p.grid[0] >= m.grid[0]]
         near = min(finer, key=lambda p: p.grid[0]) if finer else None
-        if near is None:  # the first map: exact, else the nearest power of two (25 at 224: /8)
+        if near is None:  # the first map: exact, else its nominal stride
             if H % m.grid[0]:
-                m.stride = 1 << max(0, int(round(np.log2(H / m.grid[0]))))
+                m.stride = _nominal(H, m.grid[0])
             continue
         g, r = near.grid[0], near.reduction(input_hw)
         if H % m.grid[0] or g % m.grid[0] or near.stride:
@@ -192,6 +251,7 @@ def _probe_all(backend: Backend, model: Any, input_shape: Sequence[int]) -> dict
     seen: dict = {}
     me = threading.get_ident()
     counter = [0]
+    batch = int(input_shape[0])
     handles = []
     layers = {}
 
@@ -205,7 +265,7 @@ def _probe_all(backend: Backend, model: Any, input_shape: Sequence[int]) -> dict
 
     def hook(layer, inputs, output):
         if threading.get_ident() == me and id(layer) not in seen:
-            seen[id(layer)] = (counter[0], backend.shape(output))
+            seen[id(layer)] = (counter[0], _shape_of(backend, output, batch))
             counter[0] += 1
 
     try:
@@ -347,6 +407,18 @@ def _trunk_blocks(backend: Backend, node: Node, ran: dict, hw: tuple, lo: int, h
     return out
 
 
+def _expansion_tail(body: list, hw: tuple) -> bool:
+    """Rule 3: whether the last body block is a head/expansion conv appended to the list of
+    blocks: a sibling of the block before it (a flat list: ReXNet's ``features[16]``,
+    torchvision MobileNetV2's ``features[18]``) of another class, at the same resolution,
+    widening its channels 4x or more (a block like the others that widens, MobileOne-S0's
+    last, stays a block). An expansion that is a stage of its own (the only block of its
+    container: MobileNetV3's ``blocks[6]`` in timm) is kept, as timm lists it."""
+    (b, m), (a, p) = body[-1], body[-2]
+    return (b.node.parent is not None and b.node.parent.layer is a.node.parent.layer
+            and type(b.node.layer) is not type(a.node.layer) and m.reduction(hw) == p.reduction(hw) and m.layout == p.layout and m.channels >= 4 * p.channels)
+
+
 def _detect(backend: Backend, model: Any, input_shape: Sequence[int]) -> tuple[list[_Stage], list[_Probed]]:
     ran = _probe_all(backend, model, input_shape)
     return _detect_from(backend, model, ran, (int(input_shape[-2]), int(input_shape[-1])))
@@ -361,14 +433,21 @@ def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[li
     inner = _internal(maps, ran, hw)
     maps = _open_trunks(backend, [(b, m) for b, m in maps if id(b.node.layer) not in inner], ran, hw)
     body = [(b, m) for b, m in maps if b.body]
+    if len(body) > 2 and _expansion_tail(body, hw):  # rule 3: a head conv ending a flat list of blocks
+        maps = [(b, m) for b, m in maps if b is not body[-1][0]]
+        body = body[:-1]
+    elif not body and len(maps) > 2 and _expansion_tail(maps, hw):  # no body: the same at the top level
+        maps = maps[:-1]
     if body:  # rule 3: the head is what follows the last body block at its resolution
         last_b, last_m = body[-1]
         maps = [(b, m) for b, m in maps if b.order <= last_b.order or m.reduction(hw) != last_m.reduction(hw)]
     stages: list[_Stage] = []
     if body and len({m.reduction(hw) for _, m in body}) == 1 and len(body) > 1:
-        first = body[0][1]  # blocks that add a class token (XCiT's class-attention blocks) are the head
-        stages = [_Stage(b.node, m, b.order, True) for b, m in body
-                  if (m.layout, m.prefix) == (first.layout, first.prefix)]
+        homes = [b.node.parent.layer for b, _ in body]  # the body container: the one holding the most
+        home = max(homes, key=lambda h: sum(x is h for x in homes))  # blocks (XCiT's class-attention
+        first = next(m for b, m in body if b.node.parent.layer is home)  # blocks, CrossViT's patch
+        stages = [_Stage(b.node, m, b.order, True) for b, m in body       # embeddings are not)
+                  if m.layout == first.layout and b.node.parent.layer is home]
     else:
         for i, (b, m) in enumerate(maps):
             nxt = maps[i + 1][1] if i + 1 < len(maps) else None
@@ -388,6 +467,16 @@ def _detect_from(backend: Backend, model: Any, ran: dict, hw: tuple) -> tuple[li
 
 def _to_nchw(backend: Backend, m: _Map):
     """The runtime conversion of one stage's output to (B, C, H, W), or None."""
+    layout = _layout_to_nchw(backend, m)
+    if m.part is None:
+        return layout
+    i = m.part
+    if layout is None:
+        return lambda out: out[i]
+    return lambda out: layout(out[i])
+
+
+def _layout_to_nchw(backend: Backend, m: _Map):
     if m.layout == "NCHW":
         return None
     if m.layout == "NHWC":
@@ -461,6 +550,8 @@ def features(model: Any, out_indices: Optional[Union[int, Sequence[int]]] = None
     table = []
     for i, (n, m) in enumerate(found):
         entry = {"name": n.text, "channels": m.channels, "reduction": m.reduction(hw), "index": i}
+        if m.part is not None:
+            entry["element"] = m.part
         if m.layout != "NCHW":
             entry["layout"] = m.layout
             if m.layout == "tokens":

@@ -13,6 +13,11 @@ The models (same structure and names on every backend):
   (B, H, W, C), ``stages`` = Sequential(Mix(8), Down(8, 16), Mix(16)), ``head`` (linear
   16->10) on ``x.mean((1, 2))``. ``Mix(c)``: ``x + fc(x)`` (linear on the last axis).
   ``Down``: NHWC in and out, a conv with kernel 2 and stride 2 (child ``conv``).
+* ``TinyTuple``: ``stem`` (conv 3->8, kernel 2, stride 2), ``stages`` = a list (ModuleList /
+  LayerList / CellList) of ``Gated(8, 16)`` and ``Gated(16, 32)``, ``head`` (linear 32->10)
+  on the spatial mean. ``Gated(cin, cout)`` (child ``conv``, kernel 2, stride 2) returns a
+  TUPLE ``(y.mean over H, W, y)``: a (B, C) gate, then the map; the forward unpacks it
+  (``g, x = stage(x)``) and feeds ``x * g[..., None, None]`` on.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import theseus
 from theseus._compare import run_capturing
 
-__all__ = ["check_token_model", "check_nhwc_model", "check_freeze_survives_sgd"]
+__all__ = ["check_token_model", "check_nhwc_model", "check_tuple_model", "check_freeze_survives_sgd"]
 
 
 def _close(actual: np.ndarray, reference: np.ndarray, rtol: float = 1e-5, atol: float = 1e-6) -> bool:
@@ -86,6 +91,31 @@ def check_nhwc_model(backend: Any, model: Any, x: np.ndarray) -> None:
     explicit = theseus.features(model, stages=["stem", "stages[1]"], input_shape=shape)
     assert [(f["name"], f["channels"], f["reduction"], f.get("layout")) for f in explicit.feature_info] == [
         ("stem", 8, 4, None), ("stages[1]", 16, 8, "NHWC")]
+
+
+def check_tuple_model(backend: Any, model: Any, x: np.ndarray) -> None:
+    """A stage returning a tuple ``(gate, map)``: ``features`` takes its map element (the
+    first element that is a map: index 1 here), says so in ``feature_info``, and returns
+    exactly that tensor; explicit ``stages=`` does the same."""
+    backend.set_training(model, False)
+    shape = (1,) + x.shape[1:]
+    _, cap = run_capturing(model, x, ["stem", "stages[0]", "stages[1]"])
+    assert [a.shape for a in cap["stages[0]"]] == [(x.shape[0], 16), (x.shape[0], 16) + tuple(
+        d // 4 for d in x.shape[2:])]
+    feat = theseus.features(model, input_shape=shape)
+    assert list(feat.feature_info) == [
+        {"name": "stem", "channels": 8, "reduction": 2, "index": 0},
+        {"name": "stages[0]", "channels": 16, "reduction": 4, "index": 1, "element": 1},
+        {"name": "stages[1]", "channels": 32, "reduction": 8, "index": 2, "element": 1},
+    ]
+    outs = _np(backend, backend.infer(feat, backend.from_numpy(x)))
+    assert _close(outs[0], cap["stem"][0])
+    for out, d in zip(outs[1:], ["stages[0]", "stages[1]"]):
+        assert _close(out, cap[d][1]), d
+    explicit = theseus.features(model, stages=["stages[1]"], input_shape=shape)
+    assert list(explicit.feature_info) == [
+        {"name": "stages[1]", "channels": 32, "reduction": 8, "index": 0, "element": 1}]
+    assert _close(_np(backend, backend.infer(explicit, backend.from_numpy(x)))[0], cap["stages[1]"][1])
 
 
 def check_freeze_survives_sgd(backend: Any, model: Any, x: np.ndarray, sgd_step: Callable[[Any, Any], None],

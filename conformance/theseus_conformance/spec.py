@@ -146,6 +146,17 @@ STAGE_RULE = {
         ["stages", ["seq", [_cbr(3, 8, 2), _cbr(8, 16, 2)]]],
         ["side", ["conv", 16, 16, 1, 1, 4, 1, True]],
     ] + _head(16)], [("stages[0]", 8, 2), ("stages[1]", 16, 4)]),
+    # a 1x1 expansion of another class appended to a flat list of blocks, widening 4x at the
+    # same resolution (ReXNet's features[16], torchvision MobileNetV2's features[18]): the head
+    "expansion_tail": (["chain", [
+        ["stages", ["seq", [_cbr(3, 8, 2), _cbr(8, 16, 2), ["chain", [["conv", conv(16, 64, k=1)], ["act", ["relu"]]]]]]],
+    ] + _head(64)], [("stages[0]", 8, 2), ("stages[1]", 16, 4)]),
+    # the same expansion as a stage of its own (the only block of its container: timm
+    # MobileNetV3's blocks[6]) is a stage, as timm lists it
+    "expansion_stage": (["chain", [
+        ["blocks", ["seq", [["seq", [_cbr(3, 8, 2)]], ["seq", [_cbr(8, 16, 2)]],
+                            ["seq", [["chain", [["conv", conv(16, 64, k=1)], ["act", ["relu"]]]]]]]]],
+    ] + _head(64)], [("blocks[0]", 8, 2), ("blocks[2]", 64, 4)]),
     # convolutions without padding: 32 -> 15 -> 13 -> 6 -> 3 (inception's 224 -> 111 -> 109
     # -> 54 ...): nominal strides 2, 2, 4, 8 (chained step by step), last of each resolution
     "unpadded": (["chain", [

@@ -60,6 +60,31 @@ class TinyNHWC(nn.Cell):
         return self.head(ops.mean(self.stages(ops.transpose(self.stem(x), (0, 2, 3, 1))), (1, 2)))
 
 
+class Gated(nn.Cell):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 2, 2, pad_mode="valid", has_bias=True)
+
+    def construct(self, x):
+        y = self.conv(x)
+        return ops.mean(y, (2, 3)), y
+
+
+class TinyTuple(nn.Cell):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 2, 2, pad_mode="valid", has_bias=True)
+        self.stages = nn.CellList([Gated(8, 16), Gated(16, 32)])
+        self.head = nn.Dense(32, 10)
+
+    def construct(self, x):
+        x = self.stem(x)
+        for stage in self.stages:
+            g, x = stage(x)
+            x = x * g.reshape(g.shape[0], g.shape[1], 1, 1)
+        return self.head(ops.mean(x, (2, 3)))
+
+
 def _x(shape=(2, 3, 16, 16)):
     return np.random.RandomState(0).standard_normal(shape).astype(np.float32)
 
@@ -70,6 +95,10 @@ def test_token_model():
 
 def test_nhwc_model():
     layouts.check_nhwc_model(theseus.get_backend("mindspore"), TinyNHWC(), _x())
+
+
+def test_tuple_output_stages():
+    layouts.check_tuple_model(theseus.get_backend("mindspore"), TinyTuple(), _x())
 
 
 def _sgd_step(model, x):

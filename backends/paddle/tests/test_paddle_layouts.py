@@ -57,6 +57,31 @@ class TinyNHWC(nn.Layer):
         return self.head(self.stages(self.stem(x).transpose([0, 2, 3, 1])).mean(axis=[1, 2]))
 
 
+class Gated(nn.Layer):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2D(cin, cout, 2, 2)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y.mean(axis=[2, 3]), y
+
+
+class TinyTuple(nn.Layer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2D(3, 8, 2, 2)
+        self.stages = nn.LayerList([Gated(8, 16), Gated(16, 32)])
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for stage in self.stages:
+            g, x = stage(x)
+            x = x * g.unsqueeze([2, 3])
+        return self.head(x.mean(axis=[2, 3]))
+
+
 def _x(shape=(2, 3, 16, 16)):
     return np.random.RandomState(0).standard_normal(shape).astype(np.float32)
 
@@ -69,6 +94,11 @@ def test_token_model():
 def test_nhwc_model():
     paddle.seed(0)
     layouts.check_nhwc_model(theseus.get_backend("paddle"), TinyNHWC(), _x())
+
+
+def test_tuple_output_stages():
+    paddle.seed(0)
+    layouts.check_tuple_model(theseus.get_backend("paddle"), TinyTuple(), _x())
 
 
 def _sgd_step(model, x):
