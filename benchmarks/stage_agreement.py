@@ -191,7 +191,7 @@ def _reason(model: str, ours: list, theirs: list) -> str:
     notes = []
     if t and t[0][1] <= 2 and "." in t[0][2] and not (o and o[0][1] == t[0][1]):
         notes.append(f"the peer taps {t[0][2]} inside the stem at /{t[0][1]}; theseus lists no layer inside a stem "
-                     "container (stages follow the module tree: opening stems measured at 74 models gained, 109 "
+                     "container (stages follow the module tree: opening stems measured at 74 models gained, 111 "
                      "lost, timm's /2 tap is per family; detectors take /4../32, where the lists agree)")
         t = t[1:]
     if o and o[0][1] <= 2 and not (t and t[0][1] == o[0][1]):
@@ -472,6 +472,13 @@ def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
              "a ViT agrees only when all 12 (24, 32...) blocks match. The rule theseus follows is in "
              "`theseus/_features.py` and README \"Stage conventions\". Each disagreement names its reason: a "
              "theseus limitation, or the peer's convention with the tap a detector wants.", "",
+             "Stem variants measured on these records (`--write-only`, timm): (a) open every stem container "
+             "for its last /2 layer (timm's taps inside ResNet-D/NFNet/CSP/VoVNet/ByobNet stems): 74 models "
+             "gained, 111 lost (ConvNeXt-ols, EfficientFormer, LeViT, FastViT, VOLO, MambaOut, HGNet... where "
+             "timm lists no /2 stage): 78.6 %; (b) the stem's final output is never a stage, its inner "
+             "resolutions are: 71.1 % (timm lists CoAtNet's and MaxViT's /2 stem output), PaddleClas 46.8 %, "
+             "MindCV 40.0 %. timm's /2 convention is per family; theseus keeps the rule that follows the module "
+             "tree (a stem container is one block, a top-level /2 layer is a block), which measures highest.", "",
              "PaddleClas: the peer's stages are each legendary model's `MODEL_STAGES_PATTERN` (what its "
              "`return_patterns`/`update_res` uses), probed for channels and reduction. MindCV: the model's "
              "`feature_info` (only some MindCV families define it); the others are listed with the stages "

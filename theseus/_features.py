@@ -19,7 +19,7 @@ The stage rule (written once, for every backend), from one probe forward on zero
       top-level layer at /2 (ResNet's ``act1``) is a block like any other. Stages follow
       the module tree here, not every resolution computed: timm's /2 tap is a per-family
       choice (inside ResNet-D/NFNet/CSP/VoVNet stems, none in ConvNeXt-ols/EfficientFormer/
-      LeViT/FastViT/HGNet stems); opening stems was measured at 74 models gained, 109 lost
+      LeViT/FastViT/HGNet stems); opening stems was measured at 74 models gained, 111 lost
       (docs/stage-agreement.md).
    c. *A trunk.* A block outside the body that reduces by more than one step and after which
       no body block runs at its resolution (DenseNet's or VGG's whole ``features``) is
@@ -311,19 +311,25 @@ def _passes_through(node: Node, kids: list, ran: dict) -> bool:
 
 
 def _holds_body(backend: Backend, node: Node, ran: dict) -> bool:
-    """Whether a plain layer wraps the body: one of its descendants (through plain layers) is
-    a sequence container of composite blocks that ran (a ViT ``encoder`` holding ``blocks``).
-    Only plain layers are looked into: a Sequential trunk of mixed layers (DenseNet's
-    ``features``) is a trunk (rule 1c), not a wrapper."""
+    """Whether a plain layer wraps the body: exactly one of its descendants (through plain
+    layers) is a sequence container of composite blocks that ran (a ViT ``encoder`` holding
+    ``blocks``). Several (GoogLeNet's inception blocks: parallel branches, each a Sequential
+    of conv blocks) make a block with branches, not a wrapper. Only plain layers are looked
+    into: a Sequential trunk of mixed layers (DenseNet's ``features``) is a trunk (rule 1c)."""
+    return len(_bodies_in(backend, node, ran)) == 1
+
+
+def _bodies_in(backend: Backend, node: Node, ran: dict) -> list:
+    out: list = []
     for k in children_of(backend, node):
         kids = children_of(backend, k)
         kind = backend.container_kind(k.layer)
         if kids and kind is ContainerKind.SEQUENCE:
             if all(_is_composite(backend, c) for c in kids) and any(id(c.layer) in ran for c in kids):
-                return True
-        elif kids and kind is ContainerKind.PLAIN and _holds_body(backend, k, ran):
-            return True
-    return False
+                out.append(k)
+        elif kids and kind is ContainerKind.PLAIN:
+            out += _bodies_in(backend, k, ran)
+    return out
 
 
 def _lifted(backend: Backend, node: Node, ran: dict) -> Node:

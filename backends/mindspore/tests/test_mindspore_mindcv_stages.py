@@ -41,6 +41,10 @@ CASES = [
     # no feature_info: a Sequential trunk whose dense blocks hold cell lists (blocks, not cells)
     ("densenet121", ["features[2]", "features[4]", "features[6]", "features[8]", "features"],
      [(64, 2), (256, 4), (512, 8), (1024, 16), (1024, 32)]),
+    # no feature_info; inception blocks with several Sequential branches are blocks, not
+    # wrappers of a body (was: branch outputs such as inception3b.b4, 64 channels, at /8)
+    ("googlenet", ["conv1", "conv3", "inception3b", "inception4e", "inception5b"],
+     [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
     # no feature_info
     ("ghostnet_050", ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[6][4]", "blocks[9]"],
      [(8, 2), (12, 4), (20, 8), (56, 16), (480, 32)]),
