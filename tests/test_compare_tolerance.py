@@ -108,6 +108,8 @@ def test_a_fault_is_confirmed_by_the_float64_rerun_with_the_verdicts_of_measurin
     assert "eps differs" in lazy.cause
     assert [r.src for r in lazy.flagged] == [r.src for r in full.flagged]
     f = lazy.first_fault
+    first_line = next(ln for ln in lazy.table(3).splitlines() if ln.startswith(">>"))
+    assert first_line.endswith("est/est" if src == "mindspore" else "f64/f64")
     if src == "mindspore":
         assert _methods(lazy) == _methods(full) == {FAN_IN}
     else:
@@ -115,6 +117,19 @@ def test_a_fault_is_confirmed_by_the_float64_rerun_with_the_verdicts_of_measurin
         assert all(m.noise_method == FLOAT64 for r in lazy.flagged for m in (r.acc, r.iso)
                    if m is not None and m.flagged)
         assert _methods(full) == {FLOAT64} and _methods(lazy) == {FAN_IN, FLOAT64}
+
+
+@pytest.mark.parametrize("src,dst", PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
+def test_certificate_tolerances_are_measured_everywhere(models, src, dst, tmp_path):
+    """certify measures the float64 round-off of every output (tolerances independent of the
+    destination certified); verify says which noise the certificate used, on every row."""
+    path = str(tmp_path / "p.tcert")
+    report = theseus.certify(models[src], models[dst], path, input_shape=X.shape, scale=SCALE)
+    want = FAN_IN if src == "mindspore" else FLOAT64
+    assert _methods(report) == {want}
+    v = theseus.verify(path, models[dst])
+    assert v.ok and _methods(v) == {want}
+    assert f"tolerances certified with noise from: {FAN_IN if src == 'mindspore' else FLOAT64}" in v.notes
 
 
 def test_float64_argument_is_checked(models):

@@ -31,6 +31,8 @@ import numpy as np
 
 from ._backend import backend_of
 from ._compare import (
+    FAN_IN,
+    FLOAT64,
     OUTPUT,
     U32,
     CompareReport,
@@ -250,12 +252,18 @@ def verify(path: str, model: Any) -> CompareReport:
             m = _metrics(out.get(o["path"]), arrays[f"output/{j:03d}"], o["noise"], tm)
             rows.append(LayerRow(len(rows), _name(OUTPUT, o["path"]), _name(OUTPUT, o["path"]), "output", "output",
                                  m, None, False, o["path"], OUTPUT, OUTPUT))
+    # the certified noise of every layer: measured by float64 re-runs ("float64" in format /1)
+    # or the fan-in estimate alone (a source that cannot run float64)
+    method = FLOAT64 if meta.get("noise_method") in (FLOAT64, "float64") else FAN_IN
+    for r in rows:
+        r.acc.noise_method = method
     report.rows = rows
     if missing:
         report.notes.append(f"layers of the certificate missing in the model: {', '.join(missing[:10])}")
     report.first_fault = next((r for r in rows if r.flagged), None)
     if report.first_fault is not None:
         report.cause = _verify_cause(report.first_fault, arrays, meta)
+    report.notes.append(f"tolerances certified with noise from: {meta.get('noise_method', '?')}")
     report.notes.append(f"verified against {os.path.basename(os.fspath(path))}: digests at "
                         f"{sum(1 for r in meta['layers'] if not r['golden'])} layers, golden tensors at "
                         f"{sum(1 for r in meta['layers'] if r['golden'])} stage taps and the output")

@@ -109,7 +109,8 @@ class ToleranceModel:
         return self.multiple * max(noise, self.floor * U32 * ref_max)
 
     def to_dict(self) -> dict:
-        return {"multiple": self.multiple, "floor": self.floor, "unit": U32}
+        return {"multiple": self.multiple, "floor": self.floor, "unit": U32,
+                "noise": "max(fan-in estimate, float64 re-run where measured): theseus._compare"}
 
 
 def make_input(shape: tuple, seed: int = 0, scale: float = 1.0) -> np.ndarray:
@@ -828,14 +829,16 @@ class CompareReport:
         return max((r.worst for r in self.rows), default=0.0)
 
     def table(self, limit: Optional[int] = 20) -> str:
-        """Aligned table, worst layers first; the first fault is marked ``>>``."""
+        """Aligned table, worst layers first; the first fault is marked ``>>``. The ``noise``
+        column names what set each tolerance (accumulated/isolated): ``est`` the fan-in
+        estimate, ``f64`` the larger of it and the source's float64 re-run."""
         rows = sorted(self.rows, key=lambda r: (-r.worst, r.index))
         if limit is not None:
             rows = rows[:limit]
             if self.first_fault is not None and self.first_fault not in rows:
                 rows.append(self.first_fault)
         header = ["", "#", "source layer", "destination layer", "type", "acc max abs", "acc rel", "acc relL2",
-                  "cos", "acc x tol", "iso max abs", "iso x tol"]
+                  "cos", "acc x tol", "iso max abs", "iso x tol", "noise"]
         body = []
         for r in rows:
             mark = ">>" if r is self.first_fault else ("!" if r.flagged else "")
@@ -843,7 +846,8 @@ class CompareReport:
             body.append([mark, str(r.index), r.src, r.dst, r.src_type if r.src_type == r.dst_type
                          else f"{r.src_type}/{r.dst_type}", _g(r.acc.max_abs), _g(r.acc.rel_max), _g(r.acc.rel_l2),
                          f"{r.acc.cosine:.6f}", _g(r.acc.ratio), "-" if iso is None else _g(iso.max_abs),
-                         "-" if iso is None else _g(iso.ratio)])
+                         "-" if iso is None else _g(iso.ratio),
+                         "/".join(_SHORT.get(m.noise_method, m.noise_method) for m in (r.acc, iso) if m is not None)])
         return _table(header, body)
 
     def __str__(self) -> str:
@@ -874,6 +878,9 @@ class CompareReport:
         from ._plot import plot_report
 
         return plot_report(self, path)
+
+
+_SHORT = {FAN_IN: "est", FLOAT64: "f64"}
 
 
 def _g(v: float) -> str:
