@@ -38,12 +38,13 @@ The stage rule (written once, for every backend), from one probe forward on zero
    follow the last body block at its resolution (a head/expansion conv, a final norm) are
    the head, not a stage. Stages go coarser and coarser: a map back at a finer resolution
    than a stage before it (HRNet's branches, CoaT's per-scale norms) is not a stage. The
-   last body block is the head too when it is a layer of another class appended to a flat
-   list of blocks that widens the channels of the block before it 4x or more at the same
-   resolution (ReXNet's ``features[16]``, torchvision MobileNetV2/V3's last ``features``
-   conv: a 1x1 expansion to the classifier's width); an expansion that forms a stage of
-   its own (the only block of its container: timm MobileNetV3's 960-channel ``blocks[6]``)
-   is a stage, as timm lists it. A model without a body (stages as attributes ``s1..s4``)
+   last body block is the head too when it is a layer of another class than the block
+   before it, appended to a list of blocks or stages, widening the channels 4x or more at
+   the same resolution (ReXNet's ``features[16]``, torchvision MobileNetV2/V3's and
+   EfficientNet's last ``features`` conv, MindCV GhostNet's ``blocks[9]``: a 1x1 expansion
+   to the classifier's width); an expansion that forms a stage of its own (the only block
+   of its container: timm MobileNetV3's 960-channel ``blocks[6]``) is a stage, as timm
+   lists it. A model without a body (stages as attributes ``s1..s4``)
    gets the same test on its top-level layers. When every body block has the same resolution
    (isotropic models: ViT, MLP-Mixer), every block of the body container (the one holding
    the first body block) is a stage, with or without a class token (timm's convention:
@@ -415,14 +416,15 @@ def _trunk_blocks(backend: Backend, node: Node, ran: dict, hw: tuple, lo: int, h
 
 def _expansion_tail(body: list, hw: tuple) -> bool:
     """Rule 3: whether the last body block is a head/expansion conv appended to the list of
-    blocks: a sibling of the block before it (a flat list: ReXNet's ``features[16]``,
-    torchvision MobileNetV2's ``features[18]``) of another class, at the same resolution,
-    widening its channels 4x or more (a block like the others that widens, MobileOne-S0's
-    last, stays a block). An expansion that is a stage of its own (the only block of its
-    container: MobileNetV3's ``blocks[6]`` in timm) is kept, as timm lists it."""
+    blocks or stages (ReXNet's ``features[16]``, torchvision MobileNetV2/V3's and
+    EfficientNet's last ``features`` conv): a layer of another class than the block before
+    it, at the same resolution, widening its channels 4x or more (a block like the others
+    that widens, MobileOne-S0's last, stays a block). An expansion that is a stage of its
+    own (the only block of its container: MobileNetV3's ``blocks[6]`` in timm) is kept, as
+    timm lists it."""
     (b, m), (a, p) = body[-1], body[-2]
-    return (b.node.parent is not None and b.node.parent.layer is a.node.parent.layer
-            and type(b.node.layer) is not type(a.node.layer) and m.reduction(hw) == p.reduction(hw) and m.layout == p.layout and m.channels >= 4 * p.channels)
+    return (b.node.parent is not None and b.node.siblings > 1 and type(b.node.layer) is not type(a.node.layer)
+            and m.reduction(hw) == p.reduction(hw) and m.layout == p.layout and m.channels >= 4 * p.channels)
 
 
 def _detect(backend: Backend, model: Any, input_shape: Sequence[int]) -> tuple[list[_Stage], list[_Probed]]:

@@ -45,9 +45,10 @@ CASES = [
     # wrappers of a body (was: branch outputs such as inception3b.b4, 64 channels, at /8)
     ("googlenet", ["conv1", "conv3", "inception3b", "inception4e", "inception5b"],
      [(64, 2), (192, 4), (480, 8), (832, 16), (1024, 32)]),
-    # no feature_info
-    ("ghostnet_050", ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[6][4]", "blocks[9]"],
-     [(8, 2), (12, 4), (20, 8), (56, 16), (480, 32)]),
+    # no feature_info; blocks[9] (a 1x1 ConvBnAct 80 -> 480 appended to the list of stages)
+    # is the head, not the /32 stage (was blocks[9], 480 channels)
+    ("ghostnet_050", ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[6][4]", "blocks[8]"],
+     [(8, 2), (12, 4), (20, 8), (56, 16), (80, 32)]),
 ]
 
 

@@ -1,0 +1,40 @@
+"""features() on unmodified torchvision classifiers (random init, nothing downloaded): the
+/32 stage is the last block of the body, not the 1x1 expansion conv torchvision appends to
+``features`` before the classifier (issue 12's rule; torchvision's own detection backbones
+tap that conv for MobileNetV3, timm's and PaddleClas's stage lists do not)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import theseus
+
+torchvision = pytest.importorskip("torchvision")
+
+CASES = [
+    ("mobilenet_v3_large", ["features[1]", "features[3]", "features[6]", "features[12]", "features[15]"],
+     [16, 24, 40, 112, 160]),
+    ("efficientnet_b0", ["features[1]", "features[2]", "features[3]", "features[5]", "features[7]"],
+     [16, 24, 40, 112, 320]),
+    ("resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"], [64, 64, 128, 256, 512]),
+]
+
+
+@pytest.mark.parametrize("name,names,channels", CASES, ids=[c[0] for c in CASES])
+def test_torchvision_stages(name, names, channels):
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    feat = theseus.features(model, input_shape=(1, 3, 64, 64))
+    assert feat.feature_info.names() == names
+    assert feat.feature_info.channels() == channels and feat.feature_info.reduction() == [2, 4, 8, 16, 32]
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    seen = {}
+    layers = theseus.resolve(model, names)
+    hooks = [layers[n].register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, o)) for n in names]
+    with torch.no_grad():
+        outs = feat(x)
+        model(x)
+    for h in hooks:
+        h.remove()
+    assert all(torch.equal(o, seen[n]) for o, n in zip(outs, names))
