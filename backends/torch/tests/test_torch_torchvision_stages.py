@@ -18,13 +18,18 @@ CASES = [
     ("efficientnet_b0", ["features[1]", "features[2]", "features[3]", "features[5]", "features[7]"],
      [16, 24, 40, 112, 320]),
     ("resnet18", ["relu", "layer1", "layer2", "layer3", "layer4"], [64, 64, 128, 256, 512]),
+    # inception blocks hold several Sequential branches: blocks, not wrappers of a body (the
+    # stages were branch outputs such as inception3b.branch4)
+    ("googlenet", ["conv1", "conv3", "inception3b", "inception4e", "inception5b"], [64, 192, 480, 832, 1024]),
 ]
+
+_KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False}}
 
 
 @pytest.mark.parametrize("name,names,channels", CASES, ids=[c[0] for c in CASES])
 def test_torchvision_stages(name, names, channels):
     torch.manual_seed(0)
-    model = getattr(torchvision.models, name)(weights=None).eval()
+    model = getattr(torchvision.models, name)(weights=None, **_KWARGS.get(name, {})).eval()
     feat = theseus.features(model, input_shape=(1, 3, 64, 64))
     assert feat.feature_info.names() == names
     assert feat.feature_info.channels() == channels and feat.feature_info.reduction() == [2, 4, 8, 16, 32]
