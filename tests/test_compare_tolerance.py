@@ -132,6 +132,29 @@ def test_certificate_tolerances_are_measured_everywhere(models, src, dst, tmp_pa
     assert f"tolerances certified with noise from: {FAN_IN if src == 'mindspore' else FLOAT64}" in v.notes
 
 
+@pytest.mark.parametrize("src,dst", PAIRS[:2], ids=[f"{a}->{b}" for a, b in PAIRS[:2]])
+def test_a_source_changed_after_recording_is_never_measured(models, src, dst):
+    """A recording judged after its source changed: the float64 re-run would measure another
+    network, so the suspects stay judged on the estimate (flagged) and the report says why."""
+    rec = record(models[src], X)
+    model = models[src]
+    sd = theseus.state(model)
+    changed = {k: (v * 1.5 if k == "fc.weight" else v) for k, v in sd.items()}
+    fw = cf.FRAMEWORKS[dst]()
+    bn = "blocks[3].pointwise_conv.bn"
+    theseus.load_state(model, changed)
+    undo = cf.inject(fw, models[dst], "eps", bn)
+    try:
+        report = judge(models[dst], rec)
+    finally:
+        undo()
+        theseus.load_state(model, sd)
+    assert report.first_divergence == bn and not report.ok
+    assert _methods(report) == {FAN_IN}
+    assert any("no longer reproduces its recording" in n for n in report.notes)
+    assert rec.float64.twin is None and not rec.float64.leaf_twins
+
+
 def test_float64_argument_is_checked(models):
     with pytest.raises(theseus.InvalidArgumentError, match="float64 must be"):
         record(models["torch"], X, float64="sometimes")

@@ -35,7 +35,10 @@ or a backend that cannot cast a model to float64 (MindSpore), judges on the esti
 Every judged output says which term set its tolerance (``Metrics.noise_method``) and the
 report's notes count the outputs re-judged with a float64 re-run. Measuring on suspicion uses
 the live source model when ``judge`` runs: judge a recording before changing the source, or
-record with ``float64="always"`` (``Recording.save`` measures everything first). The source
+record with ``float64="always"`` (``Recording.save`` measures everything first); before its
+first measurement a recording judged later checks, by one float32 forward, that the source
+still reproduces the recorded output within the estimate's tolerance, and otherwise judges the
+suspects on the estimate alone and says why. The source
 may run in another process (``src`` given as ``"module:callable"``): the recording is
 exchanged through a file, which is how Paddle and MindSpore are compared without sharing a
 process.
@@ -531,6 +534,7 @@ def _record(model: Any, x: np.ndarray, float64: Any, lazy_weights: bool) -> Reco
             rec.float64 = _Float64(backend, model, rec, by_text)
             rec.noise_method = ON_SUSPICION
             if float64 == "always":
+                rec.float64.checked = True      # measured now: the source cannot have changed
                 rec.float64.measure_all()
     return rec
 
@@ -550,6 +554,7 @@ class _Float64:
         self.acc_done = False
         self.iso_done: set = set()
         self.failed = ""                 # why a float64 re-run could not be made
+        self.checked = False             # the live source was seen to reproduce the recording
 
     @property
     def rec(self) -> Recording:
@@ -563,10 +568,33 @@ class _Float64:
         self.backend.set_training(twin, False)
         return twin
 
+    def _check_source(self) -> bool:
+        """Before the first measurement: does the live source still reproduce its recording?
+        One float32 forward; its output must agree with the recorded one within the
+        estimate's tolerance. A source changed after ``record`` would otherwise lend its
+        round-off to a recording it no longer matches (and could clear a real fault)."""
+        if self.checked:
+            return True
+        backend, rec = self.backend, self.rec
+        with eval_mode(backend, self.model):
+            now = _flatten(backend, backend.infer(self.model, backend.from_numpy(rec.x)))
+        tm = ToleranceModel()
+        for p, a in rec.output.items():
+            b = now.get(p)
+            tol = tm.tol(rec.output_noise.get(p, 0.0), _maxabs(a))
+            if b is None or b.shape != a.shape or not _maxabs_diff(b, a) <= tol:
+                self.failed = (f"the source model no longer reproduces its recording (output {_name(OUTPUT, p)} "
+                               "moved beyond the estimate's tolerance): it changed after record(); record it again")
+                return False
+        self.checked = True
+        return True
+
     def measure_acc(self) -> bool:
         """The full float64 forward: ``f64_acc`` of every entry and ``output_f64``."""
         if self.acc_done or self.failed:
             return self.acc_done
+        if not self._check_source():
+            return False
         backend, rec = self.backend, self.rec
         try:
             if self.twin is None:
@@ -600,6 +628,8 @@ class _Float64:
                 if e.key in keys and e.key not in self.iso_done and e.leaf and e.inputs is not None]
         if not todo:
             return True
+        if not self._check_source():
+            return False
         jobs = []
         try:
             for e in todo:
@@ -1379,6 +1409,8 @@ def compare(src: Any, dst: Any, x: Optional[np.ndarray] = None, map: Any = None,
         rec = _record_in_subprocess(src, x, src_weights, float64)
     else:
         rec = _record(src, x, float64, lazy_weights=True)   # weights read only to diagnose a fault
+        if rec.float64 is not None:
+            rec.float64.checked = True          # judged at once: the source cannot change in between
     return judge(dst, rec, map, tolerance=tolerance, isolate=isolate)
 
 
