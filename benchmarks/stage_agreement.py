@@ -71,6 +71,11 @@ def _last_per_reduction(stages: list) -> list:
     return [s for i, s in enumerate(stages) if i + 1 == len(stages) or stages[i + 1][1] != s[1]]
 
 
+def _detector_levels(stages: list) -> list:
+    """(channels, reduction) of the entries at /4, /8, /16 and /32, in order."""
+    return [tuple(s[:2]) for s in stages if s[1] in (4, 8, 16, 32)]
+
+
 class _Timeout(Exception):
     pass
 
@@ -500,10 +505,16 @@ def write_doc(cache: dict, command: str, todo: dict | None = None) -> str:
         loose = [e for e in compared if [x[:2] for x in _last_per_reduction(_ours(e)[0])]
                  == [x[:2] for x in _last_per_reduction(e["theirs"])]]
         lpct = 100.0 * len(loose) / len(compared) if compared else 0.0
+        levels = [e for e in compared if _detector_levels(_ours(e)[0]) and _detector_levels(_ours(e)[0])
+                  == _detector_levels(e["theirs"])]
+        dpct = 100.0 * len(levels) / len(compared) if compared else 0.0
         lines += [f"Target (issue 12): >= 90 % agree. This run: {pct:.1f} % ({'met' if pct >= 90 else 'NOT met'}).", "",
                   f"Secondary figure (not the target's measure): when both lists are reduced to the last entry of "
                   f"each resolution (a peer that lists every block of a stage, a ViT's 12 blocks), "
                   f"{len(loose)} of {len(compared)} agree ({lpct:.1f} %).", "",
+                  f"Secondary figure (not the target's measure): on the levels a detector's neck takes, /4 to /32 "
+                  f"(both lists cut to their entries at reductions 4, 8, 16 and 32; the /2 stem convention and /64 "
+                  f"extras left out), {len(levels)} of {len(compared)} agree ({dpct:.1f} %).", "",
                   f"Compared: {len(compared)} models; agree: {len(agree)} ({pct:.1f} %); "
                   f"excluded: {len(excluded)} (no metadata, over the build limit, or the peer failed on CPU)"
                   + (f"; without peer metadata: {len(other)}" if other else "") + ".", ""]
