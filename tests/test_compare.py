@@ -1,4 +1,4 @@
-"""compare: per-layer judgment of ports with a measured tolerance; fault localisation measured
+"""compare: per-layer judgment of ports with a round-off tolerance; fault localisation measured
 on 6 fault kinds x 10 sites per destination framework; clean ports never flagged; BN
 statistics untouched; nested outputs; certificates and verify without the source framework.
 

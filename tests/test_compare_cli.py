@@ -124,7 +124,7 @@ def test_cli_compare_with_map(capsys, monkeypatch, files, map_file):
                         "--map", d / map_file)
     assert (rc, err) == (0, ""), out
     lines = out.splitlines()
-    assert lines[0].startswith("compare torch -> paddle: 6 outputs judged; all agree within the measured tolerance")
+    assert lines[0].startswith("compare torch -> paddle: 6 outputs judged; all agree within the per-layer tolerance")
     pairs = {(ln.split()[1], ln.split()[2]) for ln in lines[3:9]}
     assert pairs == {("conv", "stem[0]"), ("bn", "stem[1]"), ("relu", "stem[2]"), ("pw", "mix"), ("fc", "head"),
                      ("<output>", "<output>")}

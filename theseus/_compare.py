@@ -1,4 +1,4 @@
-"""Layer-by-layer comparison of two ports of one network, with a measured tolerance.
+"""Layer-by-layer comparison of two ports of one network, with a per-layer round-off tolerance.
 
 ``compare(src, dst, x)`` first *records* the source (every layer call: its inputs, its
 outputs, and how far float32 round-off moves them), then *judges* the destination twice per
@@ -847,7 +847,7 @@ class CompareReport:
     def summary(self) -> str:
         head = f"compare {self.src_backend} -> {self.dst_backend}: {len(self.rows)} outputs judged"
         if self.ok:
-            return f"{head}; all agree within the measured tolerance (worst {self.worst_ratio():.3g} x tol)"
+            return f"{head}; all agree within the per-layer tolerance (worst {self.worst_ratio():.3g} x tol)"
         f = self.first_fault
         where = "isolated" if f.iso is not None and f.iso.flagged else "accumulated"
         m = f.iso if where == "isolated" else f.acc
