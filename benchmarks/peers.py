@@ -15,8 +15,9 @@ Run:  python benchmarks/peers.py [--reps 40] [--batch 8] [--only timm|paddleclas
 
 One process measures one placement of the models in memory; on this VM that placement alone
 moves a ratio by about +-1 % from process to process, more than the in-run interval. With
-``--processes K`` the whole measurement runs in K fresh processes, one after the other, and
-the summary gives each process's ratio and their median.
+``--processes K`` the whole measurement runs in K fresh processes, one after the other,
+alternating which of the two models is built first (so neither side always gets the first
+allocations), and the summary gives each process's ratio and their median.
 """
 
 from __future__ import annotations
@@ -39,13 +40,16 @@ from theseus_conformance import peers
 PPCLS_STAGES = ["blocks[0]", "blocks[2]", "blocks[4]", "blocks[10]", "blocks[12]"]
 
 
-def bench_timm(batch: int, reps: int) -> dict:
+def bench_timm(batch: int, reps: int, peer_first: bool = True) -> dict:
     import timm
     import torch
 
     torch.manual_seed(0)
+    if peer_first:   # which model is made first decides where its tensors live (see --processes)
+        ref = timm.create_model("mobilenetv1_100", pretrained=False, features_only=True).eval()
     plain = timm.create_model("mobilenetv1_100", pretrained=False).eval()
-    ref = timm.create_model("mobilenetv1_100", pretrained=False, features_only=True).eval()
+    if not peer_first:
+        ref = timm.create_model("mobilenetv1_100", pretrained=False, features_only=True).eval()
     ref.load_state_dict({k: v for k, v in plain.state_dict().items() if k in ref.state_dict()})
     ours = theseus.features(plain).eval()
     assert ours.feature_info.reduction() == ref.feature_info.reduction()
@@ -114,12 +118,12 @@ def _ci(bounds: tuple) -> str:
     return f"[{bounds[0]:.3f}, {bounds[1]:.3f}]"
 
 
-def bench_paddleclas(batch: int, reps: int) -> dict:
+def bench_paddleclas(batch: int, reps: int, peer_first: bool = True) -> dict:
     import paddle
 
     paddle.seed(0)
-    theirs = peers.ppcls_model("MobileNetV1")
-    ours = peers.ppcls_model("MobileNetV1")
+    first, second = peers.ppcls_model("MobileNetV1"), peers.ppcls_model("MobileNetV1")
+    theirs, ours = (first, second) if peer_first else (second, first)
     ours.set_state_dict(theirs.state_dict())
     theirs.update_res(PPCLS_STAGES)                    # PaddleClas's own
     theseus.update_res(ours, PPCLS_STAGES)             # theseus on the same model code
@@ -165,6 +169,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=["timm", "paddleclas"])
     ap.add_argument("--processes", type=int, default=1, help="repeat the measurement in K fresh processes")
     ap.add_argument("--json", help=argparse.SUPPRESS)   # a child of --processes writes its results here
+    ap.add_argument("--swap", action="store_true", help=argparse.SUPPRESS)   # make the other model first
     add_timing_args(ap)
     args = ap.parse_args(argv)
     if args.processes < 1 or args.reps < 1:
@@ -181,14 +186,14 @@ def main(argv=None) -> int:
     print(f"{'comparison':<58} {'peer ms':>9} {'theseus ms':>11} {'A/A':>6} {'ratio':>14} {'95 % CI':>15} "
           f"{'32x32 peer ms':>14} {'32x32 theseus ms':>17}")
     if args.only in (None, "paddleclas"):   # paddle before torch: nothing else loaded yet
-        r = results["paddleclas"] = bench_paddleclas(args.batch, args.reps)
+        r = results["paddleclas"] = bench_paddleclas(args.batch, args.reps, peer_first=not args.swap)
         print(f"{'update_res vs PaddleClas update_res (PaddleClas MobileNetV1)':<58} {r['peer_ms']:>9.1f} "
               f"{r['ours_ms']:>11.1f} {r['floor']:>6.3f} {r['ratio']:>7.3f} +-{r['noise']:.3f} {_ci(r['ci']):>15} "
               f"{r['fixed_peer_ms']:>14.2f} {r['fixed_ours_ms']:>17.2f}", flush=True)
         print(f"  hook chain per forward (the hooks called directly): PaddleClas {r['chain']['peer']:.1f} us, "
               f"theseus {r['chain']['ours']:.1f} us", flush=True)
     if args.only in (None, "timm"):
-        r = results["timm"] = bench_timm(args.batch, args.reps)
+        r = results["timm"] = bench_timm(args.batch, args.reps, peer_first=not args.swap)
         print(f"{'features vs timm features_only (mobilenetv1_100)':<58} {r['peer_ms']:>9.1f} "
               f"{r['ours_ms']:>11.1f} {r['floor']:>6.3f} {r['ratio']:>7.3f} +-{r['noise']:.3f} {_ci(r['ci']):>15} "
               f"{r['fixed_peer_ms']:>14.2f} {r['fixed_ours_ms']:>17.2f}", flush=True)
@@ -212,7 +217,7 @@ def _across_processes(args, clock: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.processes):
             out = os.path.join(tmp, f"{i}.json")
-            done = subprocess.run(child + ["--json", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            done = subprocess.run(child + ["--json", out] + (["--swap"] if i % 2 else []), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if done.returncode != 0:
                 print(done.stdout, end="")
                 raise SystemExit(f"peers.py: process {i + 1} failed (exit {done.returncode})")
@@ -220,7 +225,8 @@ def _across_processes(args, clock: str) -> int:
                 runs.append(json.load(f))
             line = "; ".join(f"{LABELS[k]} {r['ratio']:.3f} {_ci(r['ci'])} (A/A {r['floor']:.3f})"
                              for k, r in runs[-1].items())
-            print(f"process {i + 1}/{args.processes}: {line}", flush=True)
+            first = "theseus's model made first" if i % 2 else "peer's model made first"
+            print(f"process {i + 1}/{args.processes} ({first}): {line}", flush=True)
     print(f"batch {args.batch}, 224x224, eval, {clock}; {args.reps} interleaved rounds per process, "
           f"{args.processes} processes")
     print(f"{'comparison':<40} {'median ratio':>13} {'min':>7} {'max':>7} {'median A/A':>11}")
