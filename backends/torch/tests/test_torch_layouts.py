@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import theseus
+from _torch_stage_checks import Gated
 import theseus_torch
 from theseus_conformance import layouts
 
@@ -55,16 +56,6 @@ class TinyNHWC(nn.Module):
 
     def forward(self, x):
         return self.head(self.stages(self.stem(x).permute(0, 2, 3, 1)).mean((1, 2)))
-
-
-class Gated(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(cin, cout, 2, 2)
-
-    def forward(self, x):
-        y = self.conv(x)
-        return y.mean((2, 3)), y
 
 
 class TinyTuple(nn.Module):

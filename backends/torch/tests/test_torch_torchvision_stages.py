@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import theseus
+from _torch_stage_checks import assert_stage_outputs
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -33,13 +34,4 @@ def test_torchvision_stages(name, names, channels):
     feat = theseus.features(model, input_shape=(1, 3, 64, 64))
     assert feat.feature_info.names() == names
     assert feat.feature_info.channels() == channels and feat.feature_info.reduction() == [2, 4, 8, 16, 32]
-    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    seen = {}
-    layers = theseus.resolve(model, names)
-    hooks = [layers[n].register_forward_hook(lambda m, i, o, n=n: seen.setdefault(n, o)) for n in names]
-    with torch.no_grad():
-        outs = feat(x)
-        model(x)
-    for h in hooks:
-        h.remove()
-    assert all(torch.equal(o, seen[n]) for o, n in zip(outs, names))
+    assert_stage_outputs(model, feat, torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)))
