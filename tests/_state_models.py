@@ -95,7 +95,6 @@ def _torch():
 
 
 def _paddle():
-    import paddle
     from paddle import nn
 
     class Block(nn.Layer):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import theseus_mindspore  # noqa: F401  (MindSpore's oneDNN first: paddle and mindspore in one process)
-import paddle  # noqa: E402
+import paddle  # noqa: E402,F401  (loaded after MindSpore's oneDNN: the three frameworks in one process)
 import torch  # noqa: E402
 
 import theseus  # noqa: E402

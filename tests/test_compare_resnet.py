@@ -26,7 +26,6 @@ if not peers.available():
 
 import theseus_mindspore  # noqa: E402,F401  (MindSpore's oneDNN before paddle's)
 
-import theseus  # noqa: E402
 from theseus import judge, make_input, record  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -13,13 +13,16 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from ._backend import backend_of
 from ._errors import TheseusError
 from ._walk import children_of, eval_mode, walk
+
+if TYPE_CHECKING:  # the annotation only: _portmap is imported where match builds one
+    from ._portmap import PortMap
 
 __all__ = ["MatchError", "match", "Unit", "probe_units"]
 
